@@ -1,0 +1,15 @@
+"""bayesover: Equinox networks as Bayesian posteriors, sampled with BlackJAX, read with ArviZ."""
+
+from bayesover import data as data
+from bayesover import likelihoods as likelihoods
+from bayesover import priors as priors
+from bayesover.data import Data as Data
+from bayesover.model import Model as Model
+from bayesover.optimize import MAPResult as MAPResult
+from bayesover.optimize import map_estimate as map_estimate
+from bayesover.posterior import AbstractPosterior as AbstractPosterior
+from bayesover.posterior import NumPyroPosterior as NumPyroPosterior
+from bayesover.posterior import Posterior as Posterior
+from bayesover.problem import Problem as Problem
+
+__version__ = "0.1.0"
