@@ -8,6 +8,7 @@ classification.
 
 from __future__ import annotations
 
+import functools as ft
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -107,10 +108,15 @@ def _as_targets(targets: Any) -> Array:
     )
 
 
+@jax.jit
+def _num_nonfinite(x: Array) -> Array:
+    return jnp.sum(~jnp.isfinite(x))
+
+
 def _check_finite(name: str, x: Array) -> None:
     if _is_tracer(x) or not jnp.issubdtype(x.dtype, jnp.floating):
         return
-    num_bad = int(jnp.sum(~jnp.isfinite(x)))
+    num_bad = int(_num_nonfinite(x))
     if num_bad:
         raise ValueError(
             f"`{name}` must be finite, but NaN/inf found in {num_bad} of {x.size} entries."
@@ -233,15 +239,14 @@ class Data(eqx.Module):
                 f"`test_fraction`={test_fraction} with N={n} data points gives {num_test} test "
                 f"and {n - num_test} training points; both parts must be non-empty."
             )
-        perm = jax.random.permutation(jax.random.key(seed), n)
-        return self.take(perm[num_test:]), self.take(perm[:num_test])
+        return _split(self, jax.random.key(seed), num_test)
 
     def standardize(
         self, *, inputs: bool = True, targets: bool = False
     ) -> tuple[Data, Standardizer]:
         r"""Fit per-feature $\mu, \sigma$ on this data and map $z = (v - \mu) / \sigma$.
 
-        Columns with $\sigma < 10^{-12}$ (constant features) use $\sigma = 1$.
+        Constant columns (and columns with $\sigma < 10^{-12}$) use $\sigma = 1$.
 
         **Arguments:**
 
@@ -262,6 +267,7 @@ class Data(eqx.Module):
                 "`targets=True` needs floating (regression) targets, but the targets have dtype "
                 f"{self.targets.dtype} (class labels)."
             )
+        # `_mean_std` is jitted: one compilation per shape instead of one per primitive.
         in_mean, in_std = _mean_std(self.inputs) if inputs else (None, None)
         out_mean, out_std = _mean_std(self.targets) if targets else (None, None)
         scaler = Standardizer(in_mean, in_std, out_mean, out_std)
@@ -321,12 +327,17 @@ def _unchecked_data(inputs: Array, targets: Array) -> Data:
     return data
 
 
+@jax.jit
 def _mean_std(x: Array) -> tuple[Array, Array]:
-    mean = jnp.mean(x, axis=0)
+    # Constant columns get mean = that constant (exactly) and std = 1, so they map to exactly 0;
+    # rounding would otherwise leave a tiny nonzero std there.
+    constant = jnp.all(x == x[0], axis=0)
+    mean = jnp.where(constant, x[0], jnp.mean(x, axis=0))
     std = jnp.std(x, axis=0)
-    return mean, jnp.where(std < _STD_FLOOR, jnp.ones_like(std), std)
+    return mean, jnp.where(constant | (std < _STD_FLOOR), jnp.ones_like(std), std)
 
 
+@ft.partial(jax.jit, static_argnums=(1, 2))
 def _batch_indices(key: PRNGKeyArray, num_points: int, batch_size: int) -> Array:
     num_batches = num_points // batch_size
     perm = jax.random.permutation(key, num_points)
@@ -346,13 +357,24 @@ def _check_batch_size(batch_size: Any, num_points: int) -> int:
     return batch_size
 
 
+@ft.partial(jax.jit, static_argnums=2)
+def _split(data: Data, key: PRNGKeyArray, num_test: int) -> tuple[Data, Data]:
+    perm = jax.random.permutation(key, data.num_points)
+    return data.take(perm[num_test:]), data.take(perm[:num_test])
+
+
+@ft.partial(jax.jit, static_argnums=(2, 3))
+def _epoch(data: Data, key: PRNGKeyArray, num_points: int, batch_size: int) -> Data:
+    return data.take(_batch_indices(key, num_points, batch_size))
+
+
 def _minibatch_generator(
     data: Data, key: PRNGKeyArray, batch_size: int, num_epochs: int | None
 ) -> Iterator[Data]:
     epoch = 0
     while num_epochs is None or epoch < num_epochs:
         key, epoch_key = jax.random.split(key)
-        batches = data.take(_batch_indices(epoch_key, data.num_points, batch_size))
+        batches = _epoch(data, epoch_key, data.num_points, batch_size)
         for i in range(batches.inputs.shape[0]):
             yield _unchecked_data(batches.inputs[i], batches.targets[i])
         epoch += 1
@@ -567,12 +589,17 @@ def gap_regression_1d(
     key = _check_key(key)
     n = _check_int("num_points", num_points, minimum=1)
     noise_scale = _check_positive_float("noise_scale", noise_scale)
+    return Data(*_gap_regression_1d(key, n, noise_scale))
+
+
+@ft.partial(jax.jit, static_argnums=1)
+def _gap_regression_1d(key: PRNGKeyArray, n: int, noise_scale: float) -> tuple[Array, Array]:
     key_u, key_eps = jax.random.split(key)
     u = jax.random.uniform(key_u, (n,), minval=0.3, maxval=1.0)
     sign = jnp.where(jnp.arange(n) < n // 2, -1.0, 1.0)
     x = sign * u
     y = gap_function(x) + noise_scale * jax.random.normal(key_eps, (n,))
-    return Data(x[:, None], y)
+    return x[:, None], y
 
 
 def two_moons(key: PRNGKeyArray, num_points: int = 200, *, noise_scale: float = 0.1) -> Data:
@@ -595,6 +622,11 @@ def two_moons(key: PRNGKeyArray, num_points: int = 200, *, noise_scale: float = 
     key = _check_key(key)
     n = _check_int("num_points", num_points, minimum=2)
     noise_scale = _check_positive_float("noise_scale", noise_scale)
+    return Data(*_two_moons(key, n, noise_scale))
+
+
+@ft.partial(jax.jit, static_argnums=1)
+def _two_moons(key: PRNGKeyArray, n: int, noise_scale: float) -> tuple[Array, Array]:
     key_t, key_eps, key_perm = jax.random.split(key, 3)
     t = jax.random.uniform(key_t, (n,), minval=0.0, maxval=jnp.pi)
     labels = (jnp.arange(n) >= n // 2).astype(jnp.int32)
@@ -603,7 +635,7 @@ def two_moons(key: PRNGKeyArray, num_points: int = 200, *, noise_scale: float = 
     x = jnp.where(labels[:, None] == 0, outer, inner)
     x = x + noise_scale * jax.random.normal(key_eps, x.shape)
     perm = jax.random.permutation(key_perm, n)
-    return Data(x[perm], labels[perm])
+    return x[perm], labels[perm]
 
 
 def teacher_student(
@@ -655,20 +687,34 @@ def teacher_student(
     if task not in ("regression", "classification"):
         raise ValueError(f"`task` must be 'regression' or 'classification', got {task!r}.")
 
+    out = eqx.filter_eval_shape(teacher, jax.ShapeDtypeStruct(input_shape, jnp.result_type(float)))
+    if not isinstance(out, jax.ShapeDtypeStruct) or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"`teacher` must return one floating array for one input, got {out!r}.")
+    if task == "classification" and (len(out.shape) != 1 or out.shape[0] < 2):
+        raise ValueError(
+            "For `task='classification'`, `teacher` must return logits of shape (K,) with "
+            f"K >= 2 for one input, got output shape {out.shape}."
+        )
+    x, y = _teacher_student(key, teacher, n, input_shape, jnp.asarray(noise_scale), task)
+    return Data(x, y)
+
+
+@eqx.filter_jit
+def _teacher_student(
+    key: PRNGKeyArray,
+    teacher: Callable[[Array], Array],
+    n: int,
+    input_shape: tuple[int, ...],
+    noise_scale: Array,
+    task: str,
+) -> tuple[Array, Array]:
     key_x, key_y = jax.random.split(key)
     x = jax.random.normal(key_x, (n, *input_shape))
-    out = jnp.asarray(jax.vmap(teacher)(x))
-    if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(f"`teacher` must return floating outputs, got dtype {out.dtype}.")
+    out = jax.vmap(teacher)(x)
     if task == "regression":
         if out.shape[1:] == (1,):
             out = out[:, 0]
-        y = out + noise_scale * jax.random.normal(key_y, out.shape, dtype=out.dtype)
+        y = out + noise_scale.astype(out.dtype) * jax.random.normal(key_y, out.shape, out.dtype)
     else:
-        if out.ndim != 2 or out.shape[1] < 2:
-            raise ValueError(
-                "For `task='classification'`, `teacher` must return logits of shape (K,) with "
-                f"K >= 2 for one input, got output shape {out.shape[1:]}."
-            )
         y = jax.random.categorical(key_y, out, axis=-1).astype(jnp.int32)
-    return Data(x, y)
+    return x, y

@@ -149,24 +149,11 @@ class Posterior(AbstractPosterior):
         The position is NumPyro's unconstrained latent dict; `logdensity` is minus NumPyro's
         potential energy (Jacobians included) with observed sites tempered by 1/T;
         `constrain(position)` returns the named constrained sites, deterministic sites included.
+        (NumPyro's `handlers.scale` on observed sites would also rescale the Jacobians of the
+        latent sites in `potential_energy`, so the tempering is added explicitly.)
         `temperature` is reserved: it is not passed to `model_fn`.
         """
         return NumPyroPosterior(model_fn, args, kwargs, _check_temperature(temperature))
-
-
-class _TemperObserved(numpyro.primitives.Messenger):
-    """Scale the log density of observed sites by 1/T (the tempered-likelihood convention)."""
-
-    def __init__(self, fn, inverse_temperature):
-        self.inverse_temperature = inverse_temperature
-        super().__init__(fn)
-
-    def process_message(self, msg):
-        if msg["type"] == "sample" and msg["is_observed"]:
-            scale = msg.get("scale")
-            msg["scale"] = (
-                self.inverse_temperature if scale is None else scale * self.inverse_temperature
-            )
 
 
 class NumPyroPosterior(AbstractPosterior):
@@ -186,15 +173,10 @@ class NumPyroPosterior(AbstractPosterior):
         self.temperature = temperature
         self._info(jax.random.key(0))  # fail now, with NumPyro's message, if the model is broken
 
-    def _tempered_model(self):
-        if self.temperature == 1.0:
-            return self.model_fn
-        return _TemperObserved(self.model_fn, 1.0 / self.temperature)
-
     def _info(self, key, init_strategy=numpyro.infer.init_to_sample):
         return numpyro_util.initialize_model(
             key,
-            self._tempered_model(),
+            self.model_fn,
             model_args=self.args,
             model_kwargs=self.kwargs,
             init_strategy=init_strategy,
@@ -208,9 +190,13 @@ class NumPyroPosterior(AbstractPosterior):
         return self._info(key).param_info.z
 
     def logdensity(self, position: dict[str, Array]) -> Float[Array, ""]:
-        return -numpyro_util.potential_energy(
-            self._tempered_model(), self.args, self.kwargs, position
-        )
+        """-U(z) + (1/T - 1) log p(y | theta(z)): NumPyro's potential energy U (prior, likelihood
+        and Jacobians), with the observed sites' log density re-weighted to 1/T."""
+        logdensity = -numpyro_util.potential_energy(self.model_fn, self.args, self.kwargs, position)
+        if self.temperature == 1.0:
+            return logdensity
+        loglik = sum(jnp.sum(v) for v in jax.tree.leaves(self.pointwise_loglikelihood(position)))
+        return logdensity + (1.0 / self.temperature - 1.0) * loglik
 
     def constrain(self, position: dict[str, Array]) -> dict[str, Array]:
         return numpyro_util.constrain_fn(

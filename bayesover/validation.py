@@ -111,14 +111,17 @@ def reference_draws(posterior_name: str) -> dict[str, np.ndarray]:
 
 
 def reference_summary(posterior_name: str) -> dict[str, dict[str, float]]:
-    """Per scalar name: `mean`, `mean_mcse`, `mean_squared`, `mean_squared_mcse` and
-    `sd = sqrt(E[x^2] - E[x]^2)` (clipped at 0; E[x^2] is stored to 7 significant digits)."""
+    """Per scalar name: `mean`, `mean_mcse`, `mean_squared`, `mean_squared_mcse`,
+    `sd = sqrt(E[x^2] - E[x]^2)` (clipped at 0) and `draws_sd`, the standard deviation of the
+    10,000 reference draws. E[x^2] is stored to 7 significant digits, so `sd` is off by a few
+    percent where sd << |mean| (blr's beta: ~2%); `draws_sd` is exact."""
     _check_name(posterior_name)
     summary = posteriordb_root() / "summary"
     first = _read_json(summary / "mean_value" / f"{posterior_name}.json")
     second = _read_json(summary / "mean_squared_value" / f"{posterior_name}.json")
     pairs = zip(second["mean_squared_value"], second["mcse_mean"], strict=True)
     squared = dict(zip(second["names"], pairs, strict=True))
+    draws = reference_draws(posterior_name)
     out: dict[str, dict[str, float]] = {}
     for name, mean, mcse in zip(
         first["names"], first["mean_value"], first["mcse_mean"], strict=True
@@ -130,6 +133,7 @@ def reference_summary(posterior_name: str) -> dict[str, dict[str, float]]:
             "mean_squared": float(m2),
             "mean_squared_mcse": float(m2_mcse),
             "sd": math.sqrt(max(float(m2) - float(mean) ** 2, 0.0)),
+            "draws_sd": float(np.std(draws[name], ddof=1)),
         }
     return out
 
