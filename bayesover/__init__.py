@@ -1,5 +1,6 @@
 """bayesover: Equinox networks as Bayesian posteriors, sampled with BlackJAX, read with ArviZ."""
 
+from bayesover import builders as builders
 from bayesover import data as data
 from bayesover import likelihoods as likelihoods
 from bayesover import priors as priors

@@ -42,7 +42,7 @@ def unconstrained_log_prob(
 def log_prob_dict(
     distributions: dict[str, dist.Distribution], values: dict[str, Array]
 ) -> tuple[Float[Array, ""], dict[str, Array]]:
-    """Log density of a dict of unconstrained scalar hyperparameters, and their constrained values."""
+    """Log density of a dict of unconstrained hyperparameters, and their constrained values."""
     total = jnp.zeros(())
     constrained = {}
     for name, distribution in distributions.items():

@@ -35,7 +35,9 @@ def resolve_model_path(model: str | Path) -> Path:
         return path
     candidate = models_dir() / f"{model}.py"
     if not candidate.is_file():
-        names = sorted(str(p.relative_to(models_dir()).with_suffix("")) for p in models_dir().rglob("*.py"))
+        names = sorted(
+            str(p.relative_to(models_dir()).with_suffix("")) for p in models_dir().rglob("*.py")
+        )
         raise FileNotFoundError(
             f"`model` {str(model)!r} is neither a file nor a name in models/ ({', '.join(names)})."
         )
@@ -65,7 +67,9 @@ def load_problem(model: str | Path = DEFAULT_MODEL, *, seed: int = 0, **options:
     module = load_module(path)
     build = getattr(module, "build", None)
     if not callable(build):
-        raise ValueError(f"model file {str(path)!r} defines no `build(seed=0, **options)` function.")
+        raise ValueError(
+            f"model file {str(path)!r} defines no `build(seed=0, **options)` function."
+        )
     problem = build(seed, **options)
     if not isinstance(problem, Problem):
         raise TypeError(

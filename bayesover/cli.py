@@ -22,11 +22,14 @@ def _demo(args: argparse.Namespace) -> int:
     assert isinstance(posterior, Posterior)
     print(
         f"model {problem.name}: {posterior.model.num_params} weights, "
-        f"{posterior.num_data} training points, {problem.test.num_points if problem.test else 0} test"
+        f"{posterior.num_data} training points, "
+        f"{problem.test.num_points if problem.test else 0} test"
     )
     start = time.perf_counter()
     result = map_estimate(
-        posterior, key=jax.random.key(args.seed), optimizer=optax.adam(args.learning_rate),
+        posterior,
+        key=jax.random.key(args.seed),
+        optimizer=optax.adam(args.learning_rate),
         num_steps=args.steps,
     )
     elapsed = time.perf_counter() - start
@@ -36,12 +39,14 @@ def _demo(args: argparse.Namespace) -> int:
     if problem.test is not None:
         loglik = posterior.pointwise_loglikelihood(position, problem.test)
         print(f"  test NLL (mean -log p(y|x, MAP)): {float(-jnp.mean(loglik)):.4f}")
-        outputs = jax.vmap(posterior.module(position))(problem.test.inputs)
+        outputs = jax.vmap(posterior.module(position))(problem.test.inputs)  # type: ignore
         if jnp.issubdtype(problem.test.targets.dtype, jnp.integer):
             accuracy = jnp.mean(jnp.argmax(outputs, -1) == problem.test.targets)
             print(f"  test accuracy: {float(accuracy):.4f}")
         else:
-            rmse = jnp.sqrt(jnp.mean((outputs.reshape(problem.test.targets.shape) - problem.test.targets) ** 2))
+            rmse = jnp.sqrt(
+                jnp.mean((outputs.reshape(problem.test.targets.shape) - problem.test.targets) ** 2)
+            )
             print(f"  test RMSE (standardised targets): {float(rmse):.4f}")
     return 0
 

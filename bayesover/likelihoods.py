@@ -89,11 +89,13 @@ class _LearnedScale(AbstractLikelihood):
 
 
 class Gaussian(_LearnedScale):
-    """y ~ N(output, scale^2). `scale=None` learns the scale (log-transformed) under `scale_prior`."""
+    """y ~ N(output, scale^2). `scale=None` learns the scale (as log scale) under `scale_prior`."""
 
     def __init__(self, scale: float | None = 1.0, *, scale_prior: dist.Distribution | None = None):
         self.scale = scale
-        self.scale_prior = dist.HalfNormal(1.0) if scale is None and scale_prior is None else scale_prior
+        self.scale_prior = (
+            dist.HalfNormal(1.0) if scale is None and scale_prior is None else scale_prior
+        )
 
     def distribution(self, output, hyper):
         return dist.Normal(output, self._scale(hyper))
@@ -117,7 +119,9 @@ class StudentT(_LearnedScale):
         check_positive("df", df)
         self.df = df
         self.scale = scale
-        self.scale_prior = dist.HalfNormal(1.0) if scale is None and scale_prior is None else scale_prior
+        self.scale_prior = (
+            dist.HalfNormal(1.0) if scale is None and scale_prior is None else scale_prior
+        )
 
     def distribution(self, output, hyper):
         return dist.StudentT(self.df, output, self._scale(hyper))
@@ -159,7 +163,9 @@ class Categorical(AbstractLikelihood):
             )
         labels = np.asarray(targets)
         if not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"`targets` for Categorical must be integer labels, got {labels.dtype}.")
+            raise TypeError(
+                f"`targets` for Categorical must be integer labels, got {labels.dtype}."
+            )
         num_classes = output_shape[0]
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(

@@ -78,7 +78,7 @@ class Model(eqx.Module):
 
     def apply(self, net: PyTree, x: Array) -> Array:
         """The network output for ONE input `x`, with constrained parameters `net`."""
-        return self.module(net)(x)
+        return self.module(net)(x)  # type: ignore[operator]
 
     @property
     def num_params(self) -> int:

@@ -135,7 +135,7 @@ class Posterior(AbstractPosterior):
         return self.model.log_prior(position) + loglik / self.temperature
 
     def logdensity_estimate(self, position: Position, batch: Data) -> Float[Array, ""]:
-        """Unbiased minibatch estimate: log p(theta) + (1/T) (N/b) sum_{i in batch} log p(y_i|x_i)."""
+        """Unbiased minibatch estimate: log p(theta) + (1/T) (N/b) sum_{i in B} log p(y_i | x_i)."""
         loglik = jnp.sum(self.pointwise_loglikelihood(position, batch))
         scale = self.num_data / batch.inputs.shape[0]
         return self.model.log_prior(position) + scale * loglik / self.temperature
@@ -206,5 +206,7 @@ class NumPyroPosterior(AbstractPosterior):
     def pointwise_loglikelihood(self, position: dict[str, Array]) -> dict[str, Array]:
         """Per-datum log p(y | theta) for every observed site (untempered)."""
         samples = jax.tree.map(lambda v: v[None], self.constrain(position))
-        result = numpyro.infer.util.log_likelihood(self.model_fn, samples, *self.args, **self.kwargs)
+        result = numpyro.infer.util.log_likelihood(
+            self.model_fn, samples, *self.args, **self.kwargs
+        )
         return jax.tree.map(lambda v: v[0], result)

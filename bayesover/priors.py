@@ -152,7 +152,9 @@ priors with the structure of the parameters."""
 def leaf_infos(params) -> list[LeafInfo]:
     """`LeafInfo` for every leaf of a parameter pytree, in `jax.tree.leaves` order."""
     with_paths, _ = jax.tree_util.tree_flatten_with_path(params)
-    shapes = {jax.tree_util.keystr(path).removeprefix("."): tuple(leaf.shape) for path, leaf in with_paths}
+    shapes = {
+        jax.tree_util.keystr(path).removeprefix("."): tuple(leaf.shape) for path, leaf in with_paths
+    }
     infos = []
     for path, leaf in with_paths:
         name = jax.tree_util.keystr(path).removeprefix(".")
@@ -160,7 +162,9 @@ def leaf_infos(params) -> list[LeafInfo]:
         if len(shape) >= 2:
             fan_in = math.prod(shape[1:])
         else:
-            sibling = shapes.get(name.removesuffix("bias") + "weight") if name.endswith("bias") else None
+            sibling = (
+                shapes.get(name.removesuffix("bias") + "weight") if name.endswith("bias") else None
+            )
             fan_in = math.prod(sibling[1:]) if sibling is not None and len(sibling) >= 2 else 1
         infos.append(LeafInfo(name, shape, max(int(fan_in), 1)))
     return infos

@@ -32,7 +32,10 @@ def build(
     x = jax.random.normal(key_x, (2 * num_points, num_features))
     y = x @ true_w[:-1] + true_w[-1] + noise_scale * jax.random.normal(key_noise, (2 * num_points,))
     data = bo.Data(x, y)
-    train, test = data.take(jnp.arange(num_points)), data.take(jnp.arange(num_points, 2 * num_points))
+    train, test = (
+        data.take(jnp.arange(num_points)),
+        data.take(jnp.arange(num_points, 2 * num_points)),
+    )
     net = eqx.nn.Linear(num_features, "scalar", key=key_net)
     model = bo.Model(net, bo.priors.Normal(prior_scale), bo.likelihoods.Gaussian(noise_scale))
     posterior = bo.Posterior(model, train, temperature=temperature)

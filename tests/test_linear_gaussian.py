@@ -49,7 +49,9 @@ def test_exact_mean_is_the_mode_found_by_optimisation(problem):
     np.testing.assert_allclose(lg.flatten(result.position), mean, atol=1e-3)
     # The Hessian of -logdensity is the posterior precision: it gives the exact covariance.
     flat = jnp.asarray(mean, jnp.float32)
-    hessian = jax.hessian(lambda v: -posterior.logdensity(_position_from_vector(posterior, v)))(flat)
+    hessian = jax.hessian(lambda v: -posterior.logdensity(_position_from_vector(posterior, v)))(
+        flat
+    )
     np.testing.assert_allclose(np.linalg.inv(np.asarray(hessian, np.float64)), cov, rtol=1e-3)
 
 
@@ -60,8 +62,12 @@ def test_temperature_tempers_the_likelihood_only():
     position = base.initial_position(jax.random.key(1))
     log_prior = base.log_prior(position)
     loglik = base.logdensity(position) - log_prior
-    assert float(cold.logdensity(position) - log_prior) == pytest.approx(float(2 * loglik), rel=1e-5)
-    assert float(warm.logdensity(position) - log_prior) == pytest.approx(float(loglik / 2), rel=1e-5)
+    assert float(cold.logdensity(position) - log_prior) == pytest.approx(
+        float(2 * loglik), rel=1e-5
+    )
+    assert float(warm.logdensity(position) - log_prior) == pytest.approx(
+        float(loglik / 2), rel=1e-5
+    )
     # The exact tempered posterior is wider by sqrt(T) in the data-dominated limit.
     _, cov_warm = lg.exact_posterior(warm)
     _, cov_base = lg.exact_posterior(base)

@@ -35,7 +35,10 @@ def test_position_holds_net_prior_and_likelihood_parameters(hierarchical_posteri
     position = hierarchical_posterior.initial_position(jax.random.key(0))
     assert set(position) == {"net", "prior", "likelihood"}
     assert set(position["prior"]) == {
-        "layers[0].weight", "layers[0].bias", "layers[1].weight", "layers[1].bias"
+        "layers[0].weight",
+        "layers[0].bias",
+        "layers[1].weight",
+        "layers[1].bias",
     }
     assert set(position["likelihood"]) == {"scale"}
     values = hierarchical_posterior.constrain(position)
@@ -71,7 +74,9 @@ def test_minibatch_estimator_averages_to_full_logdensity_over_an_epoch(hierarchi
 
 def test_fan_in_normal_uses_one_over_sqrt_fan_in_per_layer(net, data):
     gain = 1.7
-    posterior = bo.Posterior(bo.Model(net, bo.priors.FanInNormal(gain), bo.likelihoods.Gaussian()), data)
+    posterior = bo.Posterior(
+        bo.Model(net, bo.priors.FanInNormal(gain), bo.likelihoods.Gaussian()), data
+    )
     position = posterior.initial_position()
     expected = 0.0
     for name, leaf in [
@@ -124,6 +129,7 @@ def test_priors_per_leaf_by_function_and_by_pytree(net, data):
         for d, x in zip(
             [dist.Normal(0, 3.0), dist.Normal(0, 3.0), dist.Laplace(0, 1.0), dist.Normal(0, 3.0)],
             jax.tree.leaves(params),
+            strict=False,
         )
     )
     assert float(model.log_prior(position)) == pytest.approx(expected, rel=1e-5)
@@ -158,10 +164,14 @@ def test_categorical_likelihood_matches_log_softmax():
     x = jax.random.normal(jax.random.key(0), (5, 2))
     y = jnp.array([0, 2, 1, 1, 0])
     net = eqx.nn.Linear(2, 3, key=jax.random.key(1))
-    posterior = bo.Posterior(bo.Model(net, bo.priors.Normal(), bo.likelihoods.Categorical()), bo.Data(x, y))
+    posterior = bo.Posterior(
+        bo.Model(net, bo.priors.Normal(), bo.likelihoods.Categorical()), bo.Data(x, y)
+    )
     logits = jax.vmap(net)(x)
     expected = jax.nn.log_softmax(logits)[jnp.arange(5), y]
-    np.testing.assert_allclose(posterior.pointwise_loglikelihood(posterior.initial_position()), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        posterior.pointwise_loglikelihood(posterior.initial_position()), expected, rtol=1e-5
+    )
 
 
 def test_learned_gaussian_scale_has_its_prior_and_jacobian(net, data):
@@ -171,7 +181,9 @@ def test_learned_gaussian_scale_has_its_prior_and_jacobian(net, data):
     position = posterior.initial_position()
     log_scale = jnp.asarray(-0.3)
     moved = {**position, "likelihood": {"scale": log_scale}}
-    fixed = bo.Posterior(bo.Model(net, bo.priors.Normal(), bo.likelihoods.Gaussian(float(jnp.exp(log_scale)))), data)
+    fixed = bo.Posterior(
+        bo.Model(net, bo.priors.Normal(), bo.likelihoods.Gaussian(float(jnp.exp(log_scale)))), data
+    )
     expected = fixed.logdensity(position) + prior.log_prob(jnp.exp(log_scale)) + log_scale
     assert float(posterior.logdensity(moved)) == pytest.approx(float(expected), rel=1e-5)
 
@@ -194,7 +206,7 @@ def test_numpyro_and_direct_paths_agree_up_to_a_constant(net, data):
         named = {
             f"net__{path}": leaf
             for path, leaf in zip(
-                [i.path for i in direct.model.infos], jax.tree.leaves(position["net"])
+                [i.path for i in direct.model.infos], jax.tree.leaves(position["net"]), strict=False
             )
         }
         assert set(named) == set(target.initial_position())
@@ -218,8 +230,12 @@ def test_numpyro_posterior_constrains_named_sites_and_tempers_observations():
     assert float(values["mu_twice"]) == pytest.approx(1.4, rel=1e-6)
     loglik = jnp.sum(dist.Normal(0.7, jnp.exp(-0.2)).log_prob(y))
     log_prior = dist.Normal(0, 5).log_prob(0.7) + dist.HalfNormal(2.0).log_prob(jnp.exp(-0.2)) - 0.2
-    assert float(posterior.logdensity(position)) == pytest.approx(float(log_prior + loglik), rel=1e-5)
-    assert float(cold.logdensity(position)) == pytest.approx(float(log_prior + 2 * loglik), rel=1e-5)
+    assert float(posterior.logdensity(position)) == pytest.approx(
+        float(log_prior + loglik), rel=1e-5
+    )
+    assert float(cold.logdensity(position)) == pytest.approx(
+        float(log_prior + 2 * loglik), rel=1e-5
+    )
     np.testing.assert_allclose(
         posterior.pointwise_loglikelihood(position)["y"],
         dist.Normal(0.7, jnp.exp(-0.2)).log_prob(y),

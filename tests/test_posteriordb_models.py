@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 from numpyro import handlers
-from numpyro.infer import init_to_uniform
+from numpyro.infer import init_to_sample
 from numpyro.infer.util import constrain_fn, log_density, potential_energy, unconstrain_fn
 
 from bayesover import validation
@@ -152,15 +152,22 @@ def test_flatten_draws_names_and_order():
 
 @pytest.mark.parametrize("name", validation.POSTERIORS)
 def test_site_names_cover_reference(name):
+    """Traced abstractly (no compilation), with NumPyro's prior-draw initialisation, so every
+    site must be sampleable (or an `ImproperUniform`)."""
     module, data, draws = case(name)
     assert name in module.POSTERIOR_NAMES
-    seeded = handlers.substitute(handlers.seed(module.model, 0), substitute_fn=init_to_uniform)
-    trace = handlers.trace(seeded).get_trace(**data)
-    sites = {
-        k: site["value"]
-        for k, site in trace.items()
-        if (site["type"] == "sample" and not site["is_observed"]) or site["type"] == "deterministic"
-    }
+
+    def posterior_sites():
+        seeded = handlers.substitute(handlers.seed(module.model, 0), substitute_fn=init_to_sample)
+        trace = handlers.trace(seeded).get_trace(**data)
+        return {
+            k: site["value"]
+            for k, site in trace.items()
+            if (site["type"] == "sample" and not site["is_observed"])
+            or site["type"] == "deterministic"
+        }
+
+    sites = {k: np.zeros(v.shape) for k, v in jax.eval_shape(posterior_sites).items()}
     names = set(validation.flatten_draws(sites, sample_ndim=0))
     unreported = {k: v for k, v in sites.items() if k in UNREPORTED.get(name, set())}
     extra = set(validation.flatten_draws(unreported, sample_ndim=0))
@@ -168,33 +175,45 @@ def test_site_names_cover_reference(name):
     assert not extra & set(draws)
 
 
+def batched_log_density(module: ModuleType, data: dict, sites: dict) -> tuple[Any, dict]:
+    """Jitted log p(theta, y) and deterministic sites at a batch of reference draws."""
+
+    def one(draw):
+        value, trace = log_density(module.model, (), data, latent_params(module, draw, data))
+        return value, {k: s["value"] for k, s in trace.items() if s["type"] == "deterministic"}
+
+    return jax.jit(jax.vmap(one))(sites)
+
+
+def first_draws(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Draws 1..N_DRAWS of chain 1 as site arrays with a leading batch axis."""
+    return validation.unflatten_draws({k: v[0, :N_DRAWS] for k, v in draws.items()}, sample_ndim=1)
+
+
 @pytest.mark.parametrize("name", sorted(set(validation.POSTERIORS) - NEEDS_X64))
 def test_log_density_finite_float32(name):
     module, data, draws = case(name)
-    for i in range(N_DRAWS):
-        params = latent_params(module, reference_sites(draws, i), data)
-        value, _ = log_density(module.model, (), data, params)
-        assert np.isfinite(value), (name, i)
+    values, _ = batched_log_density(module, data, first_draws(draws))
+    assert values.shape == (N_DRAWS,) and np.all(np.isfinite(values)), values
 
 
 @pytest.mark.parametrize("name", validation.POSTERIORS)
 def test_log_density_matches_numpy(name):
-    """float64: log p(theta, y) at reference draws equals the numpy transcription (all
-    constants included), hence also log-density differences between draws."""
+    """float64: log p(theta, y) at reference draws equals the numpy transcription of MODELS.md
+    (all constants included), hence so do log-density differences between draws; the
+    deterministic sites (transformed parameters) reproduce the reference values."""
     module, data, draws = case(name)
+    sites = first_draws(draws)
     with jax.enable_x64(True):
-        values, expected = [], []
-        for i in range(N_DRAWS):
-            sites = reference_sites(draws, i)
-            value, trace = log_density(module.model, (), data, latent_params(module, sites, data))
-            for key, site in trace.items():  # transformed parameters reproduce the reference
-                if site["type"] == "deterministic":
-                    np.testing.assert_allclose(site["value"], sites[key], rtol=1e-9, atol=1e-9)
-            values.append(float(value))
-            expected.append(NUMPY_LOG_DENSITY[name](sites, validation.load_data(name)))
+        values, deterministic = batched_log_density(module, data, sites)
+    raw = validation.load_data(name)
+    expected = [NUMPY_LOG_DENSITY[name](reference_sites(draws, i), raw) for i in range(N_DRAWS)]
     assert np.all(np.isfinite(values))
     np.testing.assert_allclose(values, expected, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(np.diff(values), np.diff(expected), rtol=1e-7, atol=1e-8)
+    assert set(deterministic) <= set(sites)
+    for key, value in deterministic.items():
+        np.testing.assert_allclose(value, sites[key], rtol=1e-9, atol=1e-9)
 
 
 def test_garch_dependent_support_jacobian():
@@ -217,10 +236,20 @@ def test_garch_dependent_support_jacobian():
         )
 
 
-@pytest.mark.parametrize("name", validation.POSTERIORS)
+@pytest.mark.parametrize("stem", sorted({stem for stem, _ in CASES.values()}))
+def test_build_rejects_unknown_options(stem):
+    with pytest.raises(TypeError, match="unexpected options"):
+        load_model_file(stem).build(not_an_option=1)
+
+
+# build() initialises NumPyro (seconds per model): three models cover its features: a
+# deterministic site and an unreported latent, a dependent support, a data-set option
+@pytest.mark.parametrize(
+    "name", ["eight_schools-eight_schools_noncentered", "garch-garch11", "sblrc-blr"]
+)
 def test_build_problem(name):
     """`build()` returns the named problem; its posterior maps the unconstrained image of a
-    reference draw back onto it, with a finite log density."""
+    reference draw back onto it, with the log density of the model plus the log-Jacobian."""
     module, data, draws = case(name)
     with jax.enable_x64(True):
         problem = module.build(**CASES[name][1])
@@ -228,7 +257,8 @@ def test_build_problem(name):
         sites = reference_sites(draws, 0)
         params = latent_params(module, sites, data)
         position = unconstrain_fn(module.model, (), data, params)
-        assert np.isfinite(problem.posterior.logdensity(position))
+        expected = -potential_energy(module.model, (), data, position)
+        np.testing.assert_allclose(problem.posterior.logdensity(position), expected, rtol=1e-12)
         constrained = problem.posterior.constrain(position)
         for key, value in sites.items():
             np.testing.assert_allclose(constrained[key], value, rtol=1e-8, atol=1e-8)

@@ -4,8 +4,10 @@
     Xc = X[:, 2..K] - column means,  b[1..24] ~ N(0, 1),  Intercept ~ StudentT(3, 8, 10),
     sigma ~ HalfStudentT(3, 0, 10),  Y ~ N(Intercept + Xc b, sigma).
 
-HalfStudentT is the Student-t truncated to (0, inf) (`TruncatedDistribution`, low=0), i.e.
-brms's student_t_lpdf(sigma | 3, 0, 10) - student_t_lccdf(0 | 3, 0, 10). The centring (Stan's
+HalfStudentT is the Student-t folded at 0 (`FoldedDistribution`: density 2 t(sigma; 3, 0, 10) on
+(0, inf)), i.e. brms's student_t_lpdf(sigma | 3, 0, 10) - student_t_lccdf(0 | 3, 0, 10). (The
+equal `TruncatedDistribution` cannot be sampled without tensorflow_probability, which NumPyro's
+prior-draw initialisation would need.) The centring (Stan's
 transformed data) happens inside `model`, which takes the raw X with its intercept column.
 """
 
@@ -33,9 +35,7 @@ def model(*, X: ArrayLike, Y: ArrayLike) -> None:
     Xc = X[:, 1:] - X[:, 1:].mean(axis=0)
     b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([Xc.shape[1]]).to_event(1))
     intercept = numpyro.sample("Intercept", dist.StudentT(3.0, 8.0, 10.0))
-    sigma = numpyro.sample(
-        "sigma", dist.TruncatedDistribution(dist.StudentT(3.0, 0.0, 10.0), low=0.0)
-    )
+    sigma = numpyro.sample("sigma", dist.FoldedDistribution(dist.StudentT(3.0, 0.0, 10.0)))
     numpyro.sample("Y", dist.Normal(intercept + Xc @ b, sigma).to_event(1), obs=Y)
 
 
