@@ -9,6 +9,8 @@ scale, a box) is stored as an unconstrained value `u` and mapped with NumPyro's
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jaxtyping import Array, Float
@@ -58,5 +60,5 @@ def check_positive(name: str, value: object) -> None:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise TypeError(f"`{name}` must be a positive number, got {value!r}.") from None
-    if not (number > 0 and jnp.isfinite(number)):
+    if not (number > 0 and math.isfinite(number)):
         raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")

@@ -50,8 +50,8 @@ _STAN_NAME = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<index>\d+(?:,\d+)*)\]$")
 
 
 def posteriordb_root() -> Path:
-    """The posteriordb folder: `$BAYESOVER_POSTERIORDB`, else `../shared/validation/posteriordb`
-    relative to the working directory or to the repository root (parent of the package)."""
+    """The posteriordb folder: `$BAYESOVER_POSTERIORDB`, else `shared/validation/posteriordb`
+    beside the repository root or the working directory, or beside any of their ancestors."""
     env = os.environ.get(ENV_VAR)
     if env:
         root = Path(env).expanduser()
@@ -61,7 +61,11 @@ def posteriordb_root() -> Path:
             )
         return root.resolve()
     repo_root = Path(__file__).resolve().parent.parent
-    candidates = [Path.cwd() / _RELATIVE, repo_root / _RELATIVE]
+    candidates = [
+        ancestor / _RELATIVE
+        for start in (repo_root, Path.cwd().resolve())
+        for ancestor in (start, *start.parents)
+    ]
     for candidate in candidates:
         if (candidate / "posteriors").is_dir():
             return candidate.resolve()
@@ -161,7 +165,7 @@ def flatten_draws(samples: Mapping[str, Any], *, sample_ndim: int = 2) -> dict[s
             continue
         for idx in _stan_indices(site_shape):
             key = f"{name}[{','.join(str(i + 1) for i in idx)}]"
-            flat[key] = array[(Ellipsis, *idx)]
+            flat[key] = array[(Ellipsis, *idx)]  # type: ignore[arg-type]
     return flat
 
 
@@ -191,7 +195,7 @@ def unflatten_draws(flat: Mapping[str, Any], *, sample_ndim: int = 2) -> dict[st
         first = next(iter(elements.values()))
         array = np.empty(first.shape + site_shape, dtype=np.result_type(*elements.values()))
         for idx, value in elements.items():
-            array[(Ellipsis, *idx)] = value
+            array[(Ellipsis, *idx)] = value  # type: ignore[index]
         out[base] = array
     return out
 

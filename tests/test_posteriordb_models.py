@@ -216,24 +216,27 @@ def test_log_density_matches_numpy(name):
         np.testing.assert_allclose(value, sites[key], rtol=1e-9, atol=1e-9)
 
 
+def garch_log_jacobian(p: dict) -> float:
+    """log|d(alpha0, alpha1, beta1)/du| of Stan's transforms (log, logit, (1 - alpha1) logit)."""
+    a0, a1, b1 = (float(p[k]) for k in ("alpha0", "alpha1", "beta1"))
+    return math.log(a0) + math.log(a1 * (1 - a1)) + math.log(b1 * (1 - a1 - b1) / (1 - a1))
+
+
 def test_garch_dependent_support_jacobian():
     """beta1 in (0, 1 - alpha1) round-trips through the unconstrained space, and the
-    potential carries Stan's log-Jacobian of (log, logit, scaled logit)."""
+    potential carries Stan's log-Jacobian."""
     name = "garch-garch11"
     module, data, draws = case(name)
+    sites = reference_sites(draws, 0)
     with jax.enable_x64(True):
-        sites = reference_sites(draws, 0)
-        params = {k: sites[k] for k in ("mu", "alpha0", "alpha1", "beta1")}
-        position = unconstrain_fn(module.model, (), data, params)
+        position = unconstrain_fn(module.model, (), data, sites)
         back = constrain_fn(module.model, (), data, position)
-        for key in params:
-            np.testing.assert_allclose(back[key], params[key], rtol=1e-10)
-        a0, a1, b1 = (float(params[k]) for k in ("alpha0", "alpha1", "beta1"))
-        log_jac = math.log(a0) + math.log(a1 * (1 - a1)) + math.log(b1 * (1 - a1 - b1) / (1 - a1))
-        expected = NUMPY_LOG_DENSITY[name](sites, validation.load_data(name)) + log_jac
-        np.testing.assert_allclose(
-            -potential_energy(module.model, (), data, position), expected, rtol=1e-10
-        )
+        potential = jax.jit(functools.partial(potential_energy, module.model, (), data))
+        log_density_u = -potential(position)
+    for key in sites:
+        np.testing.assert_allclose(back[key], sites[key], rtol=1e-10)
+    expected = NUMPY_LOG_DENSITY[name](sites, validation.load_data(name))
+    np.testing.assert_allclose(log_density_u, expected + garch_log_jacobian(sites), rtol=1e-10)
 
 
 @pytest.mark.parametrize("stem", sorted({stem for stem, _ in CASES.values()}))
@@ -242,26 +245,42 @@ def test_build_rejects_unknown_options(stem):
         load_model_file(stem).build(not_an_option=1)
 
 
-# build() initialises NumPyro (seconds per model): three models cover its features: a
-# deterministic site and an unreported latent, a dependent support, a data-set option
-@pytest.mark.parametrize(
-    "name", ["eight_schools-eight_schools_noncentered", "garch-garch11", "sblrc-blr"]
-)
+def test_blr_datasets():
+    module = load_model_file("blr")
+    assert [module.posterior_name(d) for d in ("sblri", "sblrc")] == list(module.POSTERIOR_NAMES)
+    with pytest.raises(ValueError, match="sblri"):
+        module.build(dataset="sblrx")
+
+
+def test_gp_build_requires_x64():
+    module = load_model_file("gp_pois_regr")
+    with jax.enable_x64(False), pytest.raises(RuntimeError, match="jax_enable_x64"):
+        module.build()
+
+
+# build() initialises NumPyro (~4 s per model, cold): one model is checked here, the one with
+# a dependent support; the other models share the same `build` code path
+LOG_JACOBIAN = {"garch-garch11": garch_log_jacobian}
+
+
+@pytest.mark.parametrize("name", sorted(LOG_JACOBIAN))
 def test_build_problem(name):
-    """`build()` returns the named problem; its posterior maps the unconstrained image of a
-    reference draw back onto it, with the log density of the model plus the log-Jacobian."""
+    """`build()` returns the named problem; at the unconstrained image of a reference draw its
+    log density is the numpy one plus the log-Jacobian, and `constrain` returns the draw."""
     module, data, draws = case(name)
+    sites = reference_sites(draws, 0)
     with jax.enable_x64(True):
         problem = module.build(**CASES[name][1])
-        assert problem.name == name and problem.test is None
-        sites = reference_sites(draws, 0)
-        params = latent_params(module, sites, data)
-        position = unconstrain_fn(module.model, (), data, params)
-        expected = -potential_energy(module.model, (), data, position)
-        np.testing.assert_allclose(problem.posterior.logdensity(position), expected, rtol=1e-12)
+        position = unconstrain_fn(module.model, (), data, latent_params(module, sites, data))
+        log_density_u = problem.posterior.logdensity(position)
         constrained = problem.posterior.constrain(position)
-        for key, value in sites.items():
-            np.testing.assert_allclose(constrained[key], value, rtol=1e-8, atol=1e-8)
+    assert problem.name == name and problem.test is None
+    expected = NUMPY_LOG_DENSITY[name](sites, validation.load_data(name)) + LOG_JACOBIAN[name](
+        sites
+    )
+    np.testing.assert_allclose(log_density_u, expected, rtol=1e-10)
+    for key, value in sites.items():
+        np.testing.assert_allclose(constrained[key], value, rtol=1e-8, atol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@
 
 Precision: K has condition number ~1e8 at typical draws, so its Cholesky factor with the stated
 1e-10 jitter is sound in float64 only; in float32 it is NaN at about a third of the reference
-draws and inaccurate at the others. Enable `jax_enable_x64` for this posterior; a larger `jitter`
-(1e-5 gives no NaN in float32) runs in float32, but is then a slightly different model.
+draws and inaccurate at the others. `build` requires `jax_enable_x64`, or a `jitter` of at least
+1e-5 (no NaN at the reference draws in float32), which makes it a slightly different model.
 """
 
 from __future__ import annotations
@@ -71,15 +71,23 @@ def latent_from_reference(
 def build(seed: int = 0, jitter: float = JITTER, **options: Any) -> bayesover.Problem:
     """The posterior on the posteriordb data (no held-out set; `seed` is unused).
 
-    Warns when 64-bit JAX is off (float32 Cholesky of K is NaN or inaccurate, see above).
+    Raises `RuntimeError` when 64-bit JAX is off and `jitter < 1e-5` (the float32 Cholesky of K
+    is NaN at many draws, see above); with a larger jitter in float32 it warns that the model
+    differs from the reference.
     """
     del seed
     if options:
         raise TypeError(f"unexpected options {sorted(options)}")
     if jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64:
+        if jitter < 1e-5:
+            raise RuntimeError(
+                f"{POSTERIOR_NAME} needs 64-bit JAX (jax.config.update('jax_enable_x64', True)): "
+                f"its kernel matrix has condition number ~1e8 and the float32 Cholesky factor "
+                f"with jitter {jitter:g} is NaN at many draws; or pass jitter >= 1e-5."
+            )
         warnings.warn(
-            f"{POSTERIOR_NAME} needs jax_enable_x64: its kernel matrix has condition number ~1e8 "
-            f"and its float32 Cholesky factor (jitter {jitter:g}) is NaN or inaccurate.",
+            f"{POSTERIOR_NAME} in float32 with jitter {jitter:g}: a perturbed model; the "
+            "reference posterior is for jitter 1e-10 (needs jax_enable_x64).",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -1,0 +1,401 @@
+"""`bo.sample`: many chains of any sampler, vectorised, sharded over devices, resumable.
+
+The chains run as one compiled program (`vmap`). When several devices are visible the chains
+are split over them with `jax.shard_map` (one block of chains per device, the largest device
+count that divides `num_chains`), and the draws stay sharded over those devices.
+
+Reproducibility. Every step's key is `fold_in(chain_key, step_index)`, so the draws do not
+depend on how the run is cut into chunks, and the same key on the same devices gives the same
+draws bit for bit. Across device counts, SG-MCMC draws agree to float rounding; HMC/NUTS draws
+agree only in distribution, because differently batched programs round differently and warm-up
+and tree building amplify the difference.
+
+Checkpoints. With `checkpoint=PATH` the sampler state and the draws so far are written
+atomically (temporary file, then rename) after warm-up and after every chunk; a run restarted
+with the same arguments continues from the last chunk and ends with exactly the draws of an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from jaxtyping import PRNGKeyArray
+
+from bayesover.ensemble import Ensemble
+from bayesover.optimize import map_estimate
+from bayesover.posterior import AbstractPosterior, Posterior
+from bayesover.samplers.base import AbstractSampler, check_positive_int
+
+
+def sample(
+    posterior: AbstractPosterior,
+    sampler: AbstractSampler,
+    *,
+    key: PRNGKeyArray,
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_draws: int = 1000,
+    thinning: int = 1,
+    init: Any = "prior",
+    init_jitter: float = 0.01,
+    map_steps: int = 1000,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+) -> Ensemble:
+    """Sample `num_chains` chains of `sampler` on `posterior`.
+
+    **Arguments:**
+
+    - `posterior`: a `bo.Posterior` or a NumPyro posterior (`bo.Posterior.from_numpyro`).
+    - `sampler`: `bo.NUTS`, `bo.HMC`, `bo.SGLD`, `bo.SGHMC` or `bo.pSGLD`.
+    - `key`: a JAX PRNG key; it alone fixes the draws (for a given device count).
+    - `num_chains`, `num_warmup` (>= 0), `num_draws` (draws KEPT per chain), `thinning`:
+      every sampler takes `num_warmup + num_draws * thinning` steps per chain and keeps the
+      last step of every `thinning` window.
+    - `init`: `"prior"` (a prior draw per chain), `"map"` (optax MAP from a prior draw per
+      chain, `map_steps` Adam steps, then jittered by `init_jitter` standard normals), or a
+      position pytree (one for all chains, or stacked with a leading `num_chains` axis).
+    - `chunk_size`: draws per compiled chunk (default: a tenth of the run); progress and
+      checkpoints happen between chunks.
+    - `progress`: print progress to stderr; `checkpoint`: a file path (see module docstring).
+
+    **Returns:** a `bo.Ensemble` with constrained draws and ArviZ-named statistics.
+    """
+    if not isinstance(posterior, AbstractPosterior):
+        raise TypeError(
+            f"`posterior` must be a bayesover posterior, got {type(posterior).__name__}."
+        )
+    if not isinstance(sampler, AbstractSampler):
+        raise TypeError(
+            f"`sampler` must be a bayesover sampler (bo.NUTS, bo.SGLD, ...), got {sampler!r}."
+        )
+    check_positive_int("num_chains", num_chains)
+    check_positive_int("num_warmup", num_warmup, minimum=0)
+    check_positive_int("num_draws", num_draws)
+    check_positive_int("thinning", thinning)
+    if chunk_size is None:
+        chunk_size = max(1, math.ceil(num_draws / 10))
+    check_positive_int("chunk_size", chunk_size)
+    chunk_size = min(chunk_size, num_draws)
+    key = _check_key(key)
+
+    algorithm = sampler.build(posterior)
+    chain_keys = jax.random.split(key, num_chains)
+    init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(chain_keys)
+    warmup_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(chain_keys)
+    sample_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(chain_keys)
+
+    devices = jax.devices()
+    num_devices = math.gcd(num_chains, len(devices))
+    mesh = jax.make_mesh((num_devices,), ("chains",), devices=devices[:num_devices])
+
+    def parallel(fn, num_mapped):
+        """jit(vmap(fn)) over chains, shard_map'ed over devices when there are several."""
+        in_axes = (0,) * num_mapped + (None,)
+        mapped = jax.vmap(fn, in_axes=in_axes)
+        if num_devices == 1:
+            return jax.jit(mapped)
+        specs = (P("chains"),) * num_mapped + (P(),)
+        return jax.jit(
+            jax.shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=P("chains"), check_vma=False)
+        )
+
+    def start(position, init_key, warmup_key, _):
+        state = algorithm.init(position, init_key)
+        return algorithm.warmup(warmup_key, state, num_warmup)
+
+    def one_draw(state, sample_key, draw_index):
+        def one_step(state, t):
+            step_index = draw_index * thinning + t
+            return algorithm.step(jax.random.fold_in(sample_key, step_index), state)
+
+        state, infos = jax.lax.scan(one_step, state, jnp.arange(thinning))
+        info = jax.tree.map(lambda x: x[-1], infos)
+        draw = posterior.constrain(state.position)
+        stopped = getattr(info, "stopped", None)
+        if stopped is not None:  # a stopped SG-MCMC chain has no draws: mark them NaN
+            draw = jax.tree.map(lambda x: jnp.where(stopped, jnp.nan, x), draw)
+        return state, (draw, info._asdict())
+
+    def run_chunk(state, sample_key, first_draw):
+        def body(state, i):
+            return one_draw(state, sample_key, first_draw + i)
+
+        return jax.lax.scan(body, state, jnp.arange(chunk_size))
+
+    fingerprint = _fingerprint(
+        posterior,
+        sampler,
+        key,
+        num_chains,
+        num_warmup,
+        num_draws,
+        thinning,
+        init,
+        chunk_size,
+        num_devices,
+    )
+    restored = _load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
+    report = _Progress(progress, num_draws, num_chains, num_devices)
+    start_fn = parallel(start, 3)
+    chunks: list = []
+    if restored is None:
+        positions = _initial_positions(posterior, init, init_keys, init_jitter, map_steps)
+        _check_initial_positions(posterior, positions)
+        states = start_fn(positions, init_keys, warmup_keys, 0)
+        jax.block_until_ready(states)
+        report.warmup_done(num_warmup)
+        draws_done = 0
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, fingerprint, states, 0, [])
+    else:
+        one = posterior.initial_position()
+        like = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), one)
+        template = jax.eval_shape(start_fn, like, init_keys, warmup_keys, 0)
+        states, draws_done = restored.states(template), restored.draws_done
+        report.resumed(draws_done)
+
+    chunk_fn = parallel(run_chunk, 2)
+    if restored is not None and draws_done > 0:
+        _, chunk_template = jax.eval_shape(chunk_fn, states, sample_keys, 0)
+        chunks = [restored.draws(chunk_template)]
+    while draws_done < num_draws:
+        states, chunk = chunk_fn(states, sample_keys, draws_done)
+        take = min(chunk_size, num_draws - draws_done)
+        chunks.append(jax.tree.map(lambda x, take=take: np.asarray(x[:, :take]), chunk))
+        draws_done += take
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, fingerprint, states, draws_done, chunks)
+        report.chunk_done(draws_done)
+
+    draws, stats = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
+    sharding = NamedSharding(mesh, P("chains"))
+    draws, stats = jax.device_put((draws, stats), sharding)
+    config = {
+        "sampler": repr(sampler),
+        "sampler_name": type(sampler).__name__,
+        "num_chains": num_chains,
+        "num_warmup": num_warmup,
+        "num_draws": num_draws,
+        "thinning": thinning,
+        "init": init if isinstance(init, str) else "given",
+        "key": tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
+        "num_devices": num_devices,
+        "temperature": posterior.temperature,
+    }
+    ensemble = Ensemble(draws, stats, config)
+    _warn_if_stopped(ensemble)
+    return ensemble
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _check_key(key):
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`key` must be a single PRNG key, got shape {key.shape}.")
+        return key
+    if isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,):
+        return jax.random.wrap_key_data(key)
+    raise TypeError(f"`key` must be a JAX PRNG key (jax.random.key(seed)), got {key!r}.")
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _initial_positions(posterior, init, keys, jitter, map_steps):
+    num_chains = keys.shape[0]
+    if isinstance(init, str):
+        if init not in ("prior", "map"):
+            raise ValueError(f"`init` must be 'prior', 'map' or a position pytree, got {init!r}.")
+        if isinstance(posterior, Posterior):
+            positions = jax.jit(jax.vmap(posterior.initial_position))(keys)
+        else:
+            positions = _stack([posterior.initial_position(k) for k in keys])
+        if init == "prior":
+            return positions
+        check_positive_int("map_steps", map_steps)
+
+        def find_mode(key, start):
+            result = map_estimate(posterior, key=key, num_steps=map_steps, init=start)
+            leaves, treedef = jax.tree.flatten(result.position)
+            noise = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+            return jax.tree.unflatten(
+                treedef,
+                [
+                    x + jitter * jax.random.normal(k, x.shape, x.dtype)
+                    for x, k in zip(leaves, noise, strict=True)
+                ],
+            )
+
+        return jax.jit(jax.vmap(find_mode))(keys, positions)
+    template = jax.tree.structure(posterior.initial_position())
+    if jax.tree.structure(init) != template:
+        raise ValueError(
+            "`init` as a pytree must have the structure of the posterior's positions "
+            f"(posterior.initial_position()): expected {template}, got {jax.tree.structure(init)}."
+        )
+    reference = jax.tree.leaves(posterior.initial_position())
+    leaves = jax.tree.leaves(init)
+    if all(jnp.shape(x) == jnp.shape(r) for x, r in zip(leaves, reference, strict=True)):
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), init)
+    if all(
+        jnp.shape(x) == (num_chains, *jnp.shape(r)) for x, r in zip(leaves, reference, strict=True)
+    ):
+        return init
+    raise ValueError(
+        "`init` leaves must have the shapes of one position, or a leading num_chains "
+        f"({num_chains}) axis."
+    )
+
+
+def _leaf_names(tree) -> list[str]:
+    paths, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [jax.tree_util.keystr(p) for p, _ in paths]
+
+
+def _check_initial_positions(posterior, positions):
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(posterior.logdensity)))(positions)
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values)))
+    if bad.size == 0:
+        return
+    chain = int(bad[0])
+    position = jax.tree.map(lambda x: x[chain], positions)
+    names = _leaf_names(position)
+    offending = [
+        n
+        for n, x in zip(names, jax.tree.leaves(position), strict=True)
+        if not bool(jnp.all(jnp.isfinite(x)))
+    ]
+    reason = "non-finite values"
+    if not offending:
+        grad = jax.tree.map(lambda x: x[chain], grads)
+        offending = [
+            n
+            for n, g in zip(names, jax.tree.leaves(grad), strict=True)
+            if not bool(jnp.all(jnp.isfinite(g)))
+        ]
+        reason = "a non-finite gradient"
+    raise ValueError(
+        f"the initial point of chain(s) {bad.tolist()} has log density "
+        f"{float(values[chain])}; parameter leaves with {reason}: "
+        f"{offending or 'none (the density itself is -inf there)'}."
+    )
+
+
+def _warn_if_stopped(ensemble: Ensemble):
+    ok = np.asarray(ensemble.chain_ok())
+    if not ok.all():
+        warnings.warn(
+            f"chains {np.flatnonzero(~ok).tolist()} stopped: an SG-MCMC iterate turned non-finite "
+            "(step size too large?). Their later draws are NaN and flagged in stats['stopped']; "
+            "the other chains' draws are kept.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _fingerprint(*parts) -> str:
+    text = "|".join(
+        repr(np.asarray(jax.random.key_data(p)).tolist()) if isinstance(p, jax.Array) else repr(p)
+        for p in parts
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Checkpoint:
+    """A loaded checkpoint: flat leaves, rebuilt on the structure of the resumed run."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+        self.draws_done = int(arrays["draws_done"])
+
+    def states(self, template):
+        treedef = jax.tree.structure(template)
+        return jax.tree.unflatten(
+            treedef, [jnp.asarray(self.arrays[f"state_{i}"]) for i in range(treedef.num_leaves)]
+        )
+
+    def draws(self, template):
+        treedef = jax.tree.structure(template)
+        return jax.tree.unflatten(
+            treedef, [self.arrays[f"draws_{i}"] for i in range(treedef.num_leaves)]
+        )
+
+
+def _save_checkpoint(path, fingerprint, states, draws_done, chunks):
+    """Write state and draws to `path` atomically: a temporary file, fsync, then rename."""
+    path = Path(path)
+    arrays = {"fingerprint": np.asarray(fingerprint), "draws_done": np.asarray(draws_done)}
+    for i, leaf in enumerate(jax.tree.leaves(states)):
+        arrays[f"state_{i}"] = np.asarray(leaf)
+    if chunks:
+        merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
+        for i, leaf in enumerate(jax.tree.leaves(merged)):
+            arrays[f"draws_{i}"] = leaf
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path, fingerprint):
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as error:
+        raise ValueError(
+            f"`checkpoint` {str(path)!r} is not a readable checkpoint: {error}"
+        ) from None
+    if str(arrays.get("fingerprint")) != fingerprint:
+        raise ValueError(
+            f"`checkpoint` {str(path)!r} was written by a run with other arguments; "
+            "remove it or pass another path."
+        )
+    return _Checkpoint(arrays)
+
+
+class _Progress:
+    def __init__(self, enabled, num_draws, num_chains, num_devices):
+        self.enabled = enabled
+        self.num_draws = num_draws
+        self.start = time.perf_counter()
+        self.prefix = f"bayesover: {num_chains} chain(s) on {num_devices} device(s)"
+
+    def _print(self, text):
+        if self.enabled:
+            print(
+                f"{self.prefix}: {text} [{time.perf_counter() - self.start:.1f} s]",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def warmup_done(self, num_warmup):
+        self._print(f"warm-up of {num_warmup} steps done")
+
+    def resumed(self, draws_done):
+        self._print(f"resumed from checkpoint at draw {draws_done}/{self.num_draws}")
+
+    def chunk_done(self, draws_done):
+        self._print(f"draws {draws_done}/{self.num_draws} ({100 * draws_done // self.num_draws}%)")
