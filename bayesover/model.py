@@ -45,7 +45,7 @@ class Model(eqx.Module):
     params: PyTree
     static: PyTree = eqx.field(static=True)
     priors: list[AbstractPrior]
-    infos: list[LeafInfo] = eqx.field(static=True)
+    infos: tuple[LeafInfo, ...] = eqx.field(static=True)
     likelihood: AbstractLikelihood
 
     def __init__(self, module: eqx.Module, prior: PriorSpec, likelihood: AbstractLikelihood):
@@ -68,7 +68,7 @@ class Model(eqx.Module):
         self.params = params
         self.static = static
         self.priors = resolve(prior, params)
-        self.infos = leaf_infos(params)
+        self.infos = tuple(leaf_infos(params))
         self.likelihood = likelihood
 
     # -- the network ---------------------------------------------------------------------------

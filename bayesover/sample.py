@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,7 +94,7 @@ def sample(
     chunk_size = min(chunk_size, num_draws)
     key = _check_key(key)
 
-    algorithm = sampler.build(posterior)
+    sampler.build(posterior)  # configuration errors surface here, before any compile
     chain_keys = jax.random.split(key, num_chains)
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(chain_keys)
     warmup_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(chain_keys)
@@ -101,41 +102,24 @@ def sample(
 
     devices = jax.devices()
     num_devices = math.gcd(num_chains, len(devices))
-    mesh = jax.make_mesh((num_devices,), ("chains",), devices=devices[:num_devices])
+    mesh = _mesh(num_devices)
 
-    def parallel(fn, num_mapped):
-        """jit(vmap(fn)) over chains, shard_map'ed over devices when there are several."""
-        in_axes = (0,) * num_mapped + (None,)
-        mapped = jax.vmap(fn, in_axes=in_axes)
-        if num_devices == 1:
-            return jax.jit(mapped)
-        specs = (P("chains"),) * num_mapped + (P(),)
-        return jax.jit(
-            jax.shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=P("chains"), check_vma=False)
+    def start_fn(positions, init_keys, warmup_keys):
+        return _start_chains(
+            posterior, sampler, positions, init_keys, warmup_keys, num_warmup, num_devices
         )
 
-    def start(position, init_key, warmup_key, _):
-        state = algorithm.init(position, init_key)
-        return algorithm.warmup(warmup_key, state, num_warmup)
-
-    def one_draw(state, sample_key, draw_index):
-        def one_step(state, t):
-            step_index = draw_index * thinning + t
-            return algorithm.step(jax.random.fold_in(sample_key, step_index), state)
-
-        state, infos = jax.lax.scan(one_step, state, jnp.arange(thinning))
-        info = jax.tree.map(lambda x: x[-1], infos)
-        draw = posterior.constrain(state.position)
-        stopped = getattr(info, "stopped", None)
-        if stopped is not None:  # a stopped SG-MCMC chain has no draws: mark them NaN
-            draw = jax.tree.map(lambda x: jnp.where(stopped, jnp.nan, x), draw)
-        return state, (draw, info._asdict())
-
-    def run_chunk(state, sample_key, first_draw):
-        def body(state, i):
-            return one_draw(state, sample_key, first_draw + i)
-
-        return jax.lax.scan(body, state, jnp.arange(chunk_size))
+    def chunk_fn(states, sample_keys, first_draw):
+        return _run_chunk(
+            posterior,
+            sampler,
+            states,
+            sample_keys,
+            jnp.asarray(first_draw, jnp.int32),
+            chunk_size,
+            thinning,
+            num_devices,
+        )
 
     fingerprint = _fingerprint(
         posterior,
@@ -151,12 +135,11 @@ def sample(
     )
     restored = _load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
     report = _Progress(progress, num_draws, num_chains, num_devices)
-    start_fn = parallel(start, 3)
     chunks: list = []
     if restored is None:
         positions = _initial_positions(posterior, init, init_keys, init_jitter, map_steps)
         _check_initial_positions(posterior, positions)
-        states = start_fn(positions, init_keys, warmup_keys, 0)
+        states = start_fn(positions, init_keys, warmup_keys)
         jax.block_until_ready(states)
         report.warmup_done(num_warmup)
         draws_done = 0
@@ -165,11 +148,10 @@ def sample(
     else:
         one = posterior.initial_position()
         like = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), one)
-        template = jax.eval_shape(start_fn, like, init_keys, warmup_keys, 0)
+        template = jax.eval_shape(start_fn, like, init_keys, warmup_keys)
         states, draws_done = restored.states(template), restored.draws_done
         report.resumed(draws_done)
 
-    chunk_fn = parallel(run_chunk, 2)
     if restored is not None and draws_done > 0:
         _, chunk_template = jax.eval_shape(chunk_fn, states, sample_keys, 0)
         chunks = [restored.draws(chunk_template)]
@@ -202,6 +184,79 @@ def sample(
     return ensemble
 
 
+# -- the compiled programs: module-level, so that calls with the same shapes reuse them ----------
+
+
+def _mesh(num_devices: int):
+    # Auto axis: jax.make_mesh defaults to Explicit axes, under which shard_map refuses
+    # replicated inputs.
+    return jax.make_mesh(
+        (num_devices,),
+        ("chains",),
+        axis_types=(jax.sharding.AxisType.Auto,),
+        devices=jax.devices()[:num_devices],
+    )
+
+
+def _over_chains(fn, posterior, num_devices, shared, *mapped):
+    """vmap `fn(posterior, shared, *one_chain)` over chains; shard_map it over devices.
+
+    The posterior's arrays (data) enter as a replicated argument, not as a closure, so that
+    shard_map sees every input explicitly.
+    """
+    arrays, static = eqx.partition(posterior, eqx.is_array)
+
+    def body(arrays, shared, *one_chain):
+        return fn(eqx.combine(arrays, static), shared, *one_chain)
+
+    vectorised = jax.vmap(body, in_axes=(None, None) + (0,) * len(mapped))
+    if num_devices == 1:
+        return vectorised(arrays, shared, *mapped)
+    specs = (P(), P()) + (P("chains"),) * len(mapped)
+    return jax.shard_map(
+        vectorised,
+        mesh=_mesh(num_devices),
+        in_specs=specs,
+        out_specs=P("chains"),
+        check_vma=False,
+    )(arrays, shared, *mapped)
+
+
+@eqx.filter_jit
+def _start_chains(posterior, sampler, positions, init_keys, warmup_keys, num_warmup, num_devices):
+    def start(posterior, _, position, init_key, warmup_key):
+        algorithm = sampler.build(posterior)
+        state = algorithm.init(position, init_key)
+        return algorithm.warmup(warmup_key, state, num_warmup)
+
+    return _over_chains(start, posterior, num_devices, (), positions, init_keys, warmup_keys)
+
+
+@eqx.filter_jit
+def _run_chunk(
+    posterior, sampler, states, sample_keys, first_draw, chunk_size, thinning, num_devices
+):
+    def chunk(posterior, first_draw, state, sample_key):
+        algorithm = sampler.build(posterior)
+
+        def one_draw(state, draw_index):
+            def one_step(state, t):
+                step_index = draw_index * thinning + t
+                return algorithm.step(jax.random.fold_in(sample_key, step_index), state)
+
+            state, infos = jax.lax.scan(one_step, state, jnp.arange(thinning))
+            info = jax.tree.map(lambda x: x[-1], infos)
+            draw = posterior.constrain(state.position)
+            stopped = getattr(info, "stopped", None)
+            if stopped is not None:  # a stopped SG-MCMC chain has no draws: mark them NaN
+                draw = jax.tree.map(lambda x: jnp.where(stopped, jnp.nan, x), draw)
+            return state, (draw, info._asdict())
+
+        return jax.lax.scan(one_draw, state, first_draw + jnp.arange(chunk_size))
+
+    return _over_chains(chunk, posterior, num_devices, first_draw, states, sample_keys)
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -225,7 +280,7 @@ def _initial_positions(posterior, init, keys, jitter, map_steps):
         if init not in ("prior", "map"):
             raise ValueError(f"`init` must be 'prior', 'map' or a position pytree, got {init!r}.")
         if isinstance(posterior, Posterior):
-            positions = jax.jit(jax.vmap(posterior.initial_position))(keys)
+            positions = _prior_positions(posterior, keys)
         else:
             positions = _stack([posterior.initial_position(k) for k in keys])
         if init == "prior":
@@ -265,13 +320,23 @@ def _initial_positions(posterior, init, keys, jitter, map_steps):
     )
 
 
+@eqx.filter_jit
+def _prior_positions(posterior, keys):
+    return jax.vmap(posterior.initial_position)(keys)
+
+
+@eqx.filter_jit
+def _values_and_grads(posterior, positions):
+    return jax.vmap(jax.value_and_grad(posterior.logdensity))(positions)
+
+
 def _leaf_names(tree) -> list[str]:
     paths, _ = jax.tree_util.tree_flatten_with_path(tree)
     return [jax.tree_util.keystr(p) for p, _ in paths]
 
 
 def _check_initial_positions(posterior, positions):
-    values, grads = jax.jit(jax.vmap(jax.value_and_grad(posterior.logdensity)))(positions)
+    values, grads = _values_and_grads(posterior, positions)
     bad = np.flatnonzero(~np.isfinite(np.asarray(values)))
     if bad.size == 0:
         return
@@ -312,11 +377,24 @@ def _warn_if_stopped(ensemble: Ensemble):
 
 
 def _fingerprint(*parts) -> str:
-    text = "|".join(
-        repr(np.asarray(jax.random.key_data(p)).tolist()) if isinstance(p, jax.Array) else repr(p)
-        for p in parts
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Hash of the run's arguments, array contents included: repr shows only the shapes of the
+    posterior's arrays, so another data set of the same shapes would otherwise match."""
+
+    def raw(x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        return np.asarray(x)
+
+    digest = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, jax.Array):
+            p = raw(p)
+        digest.update(repr(p).encode() + b"|")
+        for leaf in jax.tree.leaves(p):
+            if isinstance(leaf, (jax.Array, np.ndarray)):
+                leaf = raw(leaf)
+                digest.update(f"{leaf.dtype}{leaf.shape}".encode() + leaf.tobytes())
+    return digest.hexdigest()
 
 
 class _Checkpoint:
