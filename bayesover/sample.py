@@ -150,6 +150,8 @@ def sample(
         like = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), one)
         template = jax.eval_shape(start_fn, like, init_keys, warmup_keys)
         states, draws_done = restored.states(template), restored.draws_done
+        if num_devices > 1:  # put restored states where the chunk program expects them
+            states = jax.device_put(states, NamedSharding(mesh, P("chains")))
         report.resumed(draws_done)
 
     if restored is not None and draws_done > 0:
