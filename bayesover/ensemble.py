@@ -3,37 +3,60 @@
 `params` holds the draws on their natural (constrained) scales: for a network posterior the
 dict `{"net", "prior", "likelihood"}` of `Model.constrain`, for a NumPyro posterior the named
 sites (deterministic sites included). `stats` holds the sampler statistics per draw, named as
-ArviZ names them. The configuration and key that made the draws travel with them.
+ArviZ names them. The configuration and key that made the draws travel with them, and, for a
+network, the `bo.Model` whose architecture the draws belong to (so the ensemble can predict).
+
+Draws from any source (NUTS, SG-MCMC, deep ensembles, several chains) are the same object:
+`Ensemble.concat` joins ensembles of one architecture along the chain axis.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PyTree
+
+from bayesover.model import Model
 
 
 class Ensemble(eqx.Module):
-    """`bo.Ensemble(params, stats, config)`.
+    """`bo.Ensemble(params, stats, config, model=None, target_shape=None)`.
 
     **Fields:**
 
     - `params`: pytree of draws, every leaf shaped `(num_chains, num_draws, *shape)`.
-    - `stats`: dict of per-draw sampler statistics, each `(num_chains, num_draws)`.
+    - `stats`: dict of per-draw statistics, each `(num_chains, num_draws)` (may be empty).
     - `config`: provenance (sampler, numbers of warm-up steps and draws, thinning, key, ...).
+    - `model`: the `bo.Model` of a network posterior (None for NumPyro targets).
+    - `target_shape`: the per-datum shape of the training targets (for predictions).
     """
 
     params: PyTree
     stats: dict[str, Array]
+    model: Model | None
     provenance: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    target_shape: tuple[int, ...] | None = eqx.field(static=True)
 
-    def __init__(self, params: PyTree, stats: dict[str, Array], config: dict[str, Any]):
+    def __init__(
+        self,
+        params: PyTree,
+        stats: dict[str, Array] | None,
+        config: dict[str, Any],
+        model: Model | None = None,
+        target_shape: tuple[int, ...] | None = None,
+    ):
         self.params = params
-        self.stats = dict(stats)
-        self.provenance = tuple(sorted(config.items()))
+        self.stats = dict(stats or {})
+        self.model = model
+        self.provenance = tuple(sorted((k, _hashable(v)) for k, v in config.items()))
+        self.target_shape = None if target_shape is None else tuple(target_shape)
 
     def __check_init__(self):
         leaves = jax.tree.leaves(self.params)
@@ -45,7 +68,10 @@ class Ensemble(eqx.Module):
                 "every leaf of `params` must share leading (chain, draw) axes; got shapes "
                 f"{[x.shape for x in leaves]}."
             )
+        if 0 in shape:
+            raise ValueError(f"an Ensemble needs at least one member; got (chain, draw) {shape}.")
 
+    # -- sizes and provenance ---------------------------------------------------------------------
     @property
     def config(self) -> dict[str, Any]:
         """Provenance as a dict: sampler, counts, key, devices, initialisation."""
@@ -73,3 +99,167 @@ class Ensemble(eqx.Module):
         if stopped is None:
             return jnp.ones((self.num_chains,), bool)
         return ~jnp.any(stopped, axis=1)
+
+    # -- subsets ----------------------------------------------------------------------------------
+    def _map(self, fn) -> Ensemble:
+        return Ensemble(
+            jax.tree.map(fn, self.params),
+            {k: fn(v) for k, v in self.stats.items()},
+            self.config,
+            self.model,
+            self.target_shape,
+        )
+
+    def subset(self, chains=None, draws=None) -> Ensemble:
+        """The ensemble restricted to some chains and/or draws (indices, slices or masks)."""
+        chains = slice(None) if chains is None else chains
+        draws = slice(None) if draws is None else draws
+        return self._map(lambda x: jnp.asarray(x)[chains][:, draws])
+
+    def thin(self, thinning: int) -> Ensemble:
+        """Every `thinning`-th draw of each chain (keeping the last one)."""
+        if isinstance(thinning, bool) or not isinstance(thinning, int) or thinning < 1:
+            raise ValueError(f"`thinning` must be an int >= 1, got {thinning!r}.")
+        start = (self.num_draws - 1) % thinning
+        return self.subset(draws=slice(start, None, thinning))
+
+    def healthy(self) -> Ensemble:
+        """The chains that did not stop (see `chain_ok`)."""
+        ok = np.asarray(self.chain_ok())
+        if not ok.any():
+            raise ValueError("every chain of this ensemble stopped; no healthy chains remain.")
+        return self.subset(chains=np.flatnonzero(ok))
+
+    @staticmethod
+    def concat(ensembles: list[Ensemble], *, axis: str = "chain") -> Ensemble:
+        """Join ensembles of ONE architecture along chains (default) or draws.
+
+        Statistics present in every ensemble are kept; the others are dropped.
+        """
+        ensembles = list(ensembles)
+        if not ensembles:
+            raise ValueError("`ensembles` is empty; concat needs at least one Ensemble.")
+        if axis not in ("chain", "draw"):
+            raise ValueError(f"`axis` must be 'chain' or 'draw', got {axis!r}.")
+        first = ensembles[0]
+        for i, other in enumerate(ensembles[1:], start=1):
+            _check_same_architecture(first, other, i)
+        dim = 0 if axis == "chain" else 1
+        if axis == "draw" and len({e.num_chains for e in ensembles}) != 1:
+            raise ValueError("concatenating along draws needs the same number of chains in all.")
+        params = jax.tree.map(
+            lambda *xs: jnp.concatenate(xs, axis=dim), *[e.params for e in ensembles]
+        )
+        common = set.intersection(*[set(e.stats) for e in ensembles])
+        stats = {k: jnp.concatenate([e.stats[k] for e in ensembles], axis=dim) for k in common}
+        sources = [e.config.get("sampler_name", "?") for e in ensembles]
+        config = {**first.config, "sources": tuple(sources), "concat_axis": axis}
+        return Ensemble(params, stats, config, first.model, first.target_shape)
+
+    # -- predictions ------------------------------------------------------------------------------
+    def predict(self, x, *, batch_size: int | None = None, member_batch_size: int | None = None):
+        """The mixture predictive at inputs `x` (shape `(n, *feature_shape)`): a
+        `bo.Predictive` that averages the members' predictive DISTRIBUTIONS. See
+        `bayesover.predictive`."""
+        from bayesover.predictive import Predictive
+
+        return Predictive.build(self, x, batch_size=batch_size, member_batch_size=member_batch_size)
+
+    # -- disk -------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the ensemble to netCDF (h5netcdf), atomically; `Ensemble.load` reads it back
+        exactly. The model is not stored: pass it (or the posterior) to `load`."""
+        import xarray as xr
+
+        path = Path(path)
+        variables = {}
+        for name, leaf in _named_leaves(self.params):
+            array = np.asarray(leaf)
+            dims = ("chain", "draw") + tuple(f"{name}_dim_{i}" for i in range(array.ndim - 2))
+            variables[f"params__{name}"] = (dims, array)
+        for name, value in self.stats.items():
+            variables[f"stats__{name}"] = (("chain", "draw"), np.asarray(value))
+        attrs = {
+            "bayesover_ensemble": 1,
+            "config": json.dumps(self.config, default=str),
+            "target_shape": json.dumps(self.target_shape),
+            "param_names": json.dumps([n for n, _ in _named_leaves(self.params)]),
+        }
+        dataset = xr.Dataset({k: v for k, v in variables.items()}, attrs=attrs)
+        tmp = path.with_name(path.name + ".tmp")
+        dataset.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike, like: Any = None) -> Ensemble:
+        """Read an ensemble written by `save`. `like` gives the structure of the parameters:
+        the `bo.Posterior` or `bo.Model` the draws belong to (network), or None for an
+        ensemble of named NumPyro sites (a flat dict)."""
+        import xarray as xr
+
+        from bayesover.posterior import Posterior
+
+        path = Path(path)
+        try:
+            dataset = xr.load_dataset(path, engine="h5netcdf")
+        except Exception as error:
+            raise ValueError(
+                f"`path` {str(path)!r} is not a readable ensemble file: {error}"
+            ) from None
+        if "bayesover_ensemble" not in dataset.attrs:
+            raise ValueError(f"`path` {str(path)!r} was not written by Ensemble.save.")
+        names = json.loads(dataset.attrs["param_names"])
+        leaves = [jnp.asarray(dataset[f"params__{n}"].values) for n in names]
+        stats = {
+            str(k).removeprefix("stats__"): jnp.asarray(v.values)
+            for k, v in dataset.data_vars.items()
+            if str(k).startswith("stats__")
+        }
+        config = json.loads(dataset.attrs["config"])
+        target_shape = json.loads(dataset.attrs["target_shape"])
+        model = like.model if isinstance(like, Posterior) else like
+        if model is None:
+            params = dict(zip(names, leaves, strict=True))
+        else:
+            if not isinstance(model, Model):
+                raise TypeError(f"`like` must be a bo.Posterior, a bo.Model or None, got {like!r}.")
+            template = model.constrain(model.initial_position())
+            expected = [n for n, _ in _named_leaves(template)]
+            if expected != names:
+                raise ValueError(
+                    f"the file's parameters {names} do not match the architecture of `like` "
+                    f"({expected})."
+                )
+            params = jax.tree.unflatten(jax.tree.structure(template), leaves)
+        return Ensemble(params, stats, config, model, target_shape)
+
+
+def _hashable(value):
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def _named_leaves(tree) -> list[tuple[str, Array]]:
+    paths, _ = jax.tree_util.tree_flatten_with_path(tree)
+    names = []
+    for path, leaf in paths:
+        name = jax.tree_util.keystr(path, simple=True, separator=".")
+        names.append((name, leaf))
+    return names
+
+
+def _check_same_architecture(first: Ensemble, other: Ensemble, index: int) -> None:
+    def signature(e: Ensemble):
+        shapes = [(n, x.shape[2:], str(x.dtype)) for n, x in _named_leaves(e.params)]
+        static = None if e.model is None else jax.tree.structure(e.model.static)
+        return shapes, static, e.target_shape
+
+    if signature(first) != signature(other):
+        raise ValueError(
+            f"`ensembles[{index}]` has another architecture than `ensembles[0]`: parameter "
+            f"shapes {signature(other)[0]} vs {signature(first)[0]}; ensembles of different "
+            "networks cannot be mixed."
+        )

@@ -181,7 +181,10 @@ def sample(
         "num_devices": num_devices,
         "temperature": posterior.temperature,
     }
-    ensemble = Ensemble(draws, stats, config)
+    if isinstance(posterior, Posterior):
+        ensemble = Ensemble(draws, stats, config, posterior.model, posterior.data.target_shape)
+    else:
+        ensemble = Ensemble(draws, stats, config)
     _warn_if_stopped(ensemble)
     return ensemble
 
