@@ -1,5 +1,11 @@
 """bayesover: Equinox networks as Bayesian posteriors, sampled with BlackJAX, read with ArviZ."""
 
+# `import arviz` leaves `numpyro` in sys.modules as a lazy module (arviz_base uses lazy_loader);
+# a first `import numpyro.distributions` then leaves that package without its submodule
+# attributes and `numpyro.factor` (used for every constrained site) raises AttributeError.
+# Importing the top-level package first loads it properly.
+import numpyro as _numpyro  # noqa: F401
+
 from bayesover import builders as builders
 from bayesover import data as data
 from bayesover import likelihoods as likelihoods
@@ -7,6 +13,9 @@ from bayesover import priors as priors
 from bayesover import samplers as samplers
 from bayesover import schedules as schedules
 from bayesover.data import Data as Data
+from bayesover.deep_ensemble import deep_ensemble as deep_ensemble
+from bayesover.distill import DistillResult as DistillResult
+from bayesover.distill import distill as distill
 from bayesover.ensemble import Ensemble as Ensemble
 from bayesover.model import Model as Model
 from bayesover.optimize import MAPResult as MAPResult
