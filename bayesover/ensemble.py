@@ -112,8 +112,9 @@ class Ensemble(eqx.Module):
 
     def subset(self, chains=None, draws=None) -> Ensemble:
         """The ensemble restricted to some chains and/or draws (indices, slices or masks)."""
-        chains = slice(None) if chains is None else chains
-        draws = slice(None) if draws is None else draws
+        # lists/tuples of indices or booleans: JAX refuses a non-tuple sequence as an index
+        chains = slice(None) if chains is None else _as_index(chains)
+        draws = slice(None) if draws is None else _as_index(draws)
         return self._map(lambda x: jnp.asarray(x)[chains][:, draws])
 
     def thin(self, thinning: int) -> Ensemble:
@@ -208,15 +209,21 @@ class Ensemble(eqx.Module):
             ) from None
         if "bayesover_ensemble" not in dataset.attrs:
             raise ValueError(f"`path` {str(path)!r} was not written by Ensemble.save.")
-        names = json.loads(dataset.attrs["param_names"])
-        leaves = [jnp.asarray(dataset[f"params__{n}"].values) for n in names]
-        stats = {
-            str(k).removeprefix("stats__"): jnp.asarray(v.values)
-            for k, v in dataset.data_vars.items()
-            if str(k).startswith("stats__")
-        }
-        config = json.loads(dataset.attrs["config"])
-        target_shape = json.loads(dataset.attrs["target_shape"])
+        try:
+            names = json.loads(dataset.attrs["param_names"])
+            leaves = [jnp.asarray(dataset[f"params__{n}"].values) for n in names]
+            stats = {
+                str(k).removeprefix("stats__"): jnp.asarray(v.values)
+                for k, v in dataset.data_vars.items()
+                if str(k).startswith("stats__")
+            }
+            config = json.loads(dataset.attrs["config"])
+            target_shape = json.loads(dataset.attrs["target_shape"])
+        except (KeyError, TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
+            raise ValueError(
+                f"`path` {str(path)!r} is an incomplete or corrupt ensemble file: "
+                f"{type(error).__name__}: {error}"
+            ) from None
         model = like.model if isinstance(like, Posterior) else like
         if model is None:
             params = dict(zip(names, leaves, strict=True))
@@ -224,14 +231,19 @@ class Ensemble(eqx.Module):
             if not isinstance(model, Model):
                 raise TypeError(f"`like` must be a bo.Posterior, a bo.Model or None, got {like!r}.")
             template = model.constrain(model.initial_position())
-            expected = [n for n, _ in _named_leaves(template)]
-            if expected != names:
+            expected = [(n, tuple(x.shape)) for n, x in _named_leaves(template)]
+            found = [(n, tuple(x.shape[2:])) for n, x in zip(names, leaves, strict=True)]
+            if expected != found:
                 raise ValueError(
-                    f"the file's parameters {names} do not match the architecture of `like` "
-                    f"({expected})."
+                    f"the file's parameters {found} (name, shape per draw) do not match the "
+                    f"architecture of `like` ({expected})."
                 )
             params = jax.tree.unflatten(jax.tree.structure(template), leaves)
         return Ensemble(params, stats, config, model, target_shape)
+
+
+def _as_index(index):
+    return np.asarray(index) if isinstance(index, (list, tuple)) else index
 
 
 def _hashable(value):
