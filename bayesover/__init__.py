@@ -9,6 +9,7 @@ import numpyro as _numpyro  # noqa: F401
 from bayesover import builders as builders
 from bayesover import data as data
 from bayesover import likelihoods as likelihoods
+from bayesover import metrics as metrics
 from bayesover import priors as priors
 from bayesover import samplers as samplers
 from bayesover import schedules as schedules
