@@ -214,7 +214,16 @@ def _over_chains(fn, posterior, num_devices, shared, *mapped):
     def body(arrays, shared, *one_chain):
         return fn(eqx.combine(arrays, static), shared, *one_chain)
 
-    vectorised = jax.vmap(body, in_axes=(None, None) + (0,) * len(mapped))
+    batched = jax.vmap(body, in_axes=(None, None) + (0,) * len(mapped))
+
+    def vectorised(arrays, shared, *chains):
+        # One chain on this device: no vmap, so that BlackJAX's while_loops and conds keep
+        # unbatched predicates (under vmap they become selects that run both branches).
+        if jax.tree.leaves(chains)[0].shape[0] == 1:
+            one = [jax.tree.map(lambda v: v[0], c) for c in chains]
+            return jax.tree.map(lambda v: v[None], body(arrays, shared, *one))
+        return batched(arrays, shared, *chains)
+
     if num_devices == 1:
         return vectorised(arrays, shared, *mapped)
     specs = (P(), P()) + (P("chains"),) * len(mapped)

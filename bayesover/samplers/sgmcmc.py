@@ -39,6 +39,7 @@ from bayesover.samplers.base import AbstractSampler, Algorithm, check_positive_i
 class SGMCMCState(NamedTuple):
     """**Fields:** `position`; `momentum` (SGHMC) or `preconditioner` V (pSGLD), else `None`;
     `step` (steps taken); `data_key` (raw key data that orders this chain's minibatches);
+    `order` (the current epoch's permutation of the data, drawn once per epoch);
     `stopped` (True once an iterate was non-finite)."""
 
     position: Any
@@ -46,6 +47,7 @@ class SGMCMCState(NamedTuple):
     preconditioner: Any
     step: Array
     data_key: Array
+    order: Array
     stopped: Array
 
 
@@ -118,11 +120,16 @@ class _SGMCMC(AbstractSampler):
                 posterior.logdensity_estimate(position, batch) - log_prior
             )
 
-        def batch_indices(data_key, step):
+        def batch_indices(data_key, step, order):
+            """This step's minibatch, and the epoch's order (redrawn when an epoch starts)."""
             epoch, within = jnp.divmod(step, per_epoch)
             key = jax.random.fold_in(jax.random.wrap_key_data(data_key), epoch)
-            order = jax.random.permutation(key, num_data)
-            return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
+            order = jax.lax.cond(
+                within == 0,
+                lambda: jax.random.permutation(key, num_data).astype(jnp.int32),
+                lambda: order,
+            )
+            return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,)), order
 
         def init(position, rng_key):
             return SGMCMCState(
@@ -131,12 +138,13 @@ class _SGMCMC(AbstractSampler):
                 self._preconditioner(position),
                 jnp.zeros((), jnp.int32),
                 jax.random.key_data(rng_key),
+                jnp.arange(num_data, dtype=jnp.int32),
                 jnp.zeros((), bool),
             )
 
         def step(rng_key, state):
             step_size = self.step_size_at(state.step)
-            indices = batch_indices(state.data_key, state.step)
+            indices, order = batch_indices(state.data_key, state.step, state.order)
             lp, grad = jax.value_and_grad(estimate)(state.position, indices)
             moved = self._move(rng_key, state, grad, step_size, num_data)
             finite = _tree_all_finite(moved.position) & jnp.isfinite(lp)
@@ -150,6 +158,7 @@ class _SGMCMC(AbstractSampler):
                 keep(moved.preconditioner, state.preconditioner),
                 state.step + 1,
                 state.data_key,
+                order,
                 stopped,
             )
             return new_state, SGMCMCStats(step_size, lp, stopped)
