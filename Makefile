@@ -17,10 +17,10 @@ demo: $(STAMP)
 	$(BIN)/bayesover demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n 2 --dist loadfile
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m slow -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check bayesover tests models examples benchmarks
