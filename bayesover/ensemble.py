@@ -146,6 +146,11 @@ class Ensemble(eqx.Module):
         for i, other in enumerate(ensembles[1:], start=1):
             _check_same_architecture(first, other, i)
         dim = 0 if axis == "chain" else 1
+        if axis == "chain" and len({e.num_draws for e in ensembles}) != 1:
+            raise ValueError(
+                "concatenating along chains needs the same number of draws in all; got "
+                f"{[e.num_draws for e in ensembles]} (use .subset(draws=...) or .thin first)."
+            )
         if axis == "draw" and len({e.num_chains for e in ensembles}) != 1:
             raise ValueError("concatenating along draws needs the same number of chains in all.")
         params = jax.tree.map(
