@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
@@ -67,12 +68,6 @@ def map_estimate(
 
 
 def _map_loop(posterior, key, optimizer, num_steps, batch_size, position) -> MAPResult:
-    def objective(position, batch_indices):
-        if batch_size is None:
-            return -posterior.logdensity(position)
-        assert isinstance(posterior, Posterior)
-        return -posterior.logdensity_estimate(position, posterior.data.take(batch_indices))
-
     if batch_size is None:
         indices = jnp.zeros((num_steps, 0), jnp.int32)
     else:
@@ -82,6 +77,18 @@ def _map_loop(posterior, key, optimizer, num_steps, batch_size, position) -> MAP
         keys = jax.random.split(key, num_epochs)
         epochs = jax.vmap(lambda k: posterior.data.batch_indices(k, batch_size))(keys)
         indices = epochs.reshape(-1, batch_size)[:num_steps]
+    final, trace = _optimise(posterior, optimizer, position, indices)
+    return MAPResult(final, trace)
+
+
+@eqx.filter_jit
+def _optimise(posterior, optimizer, position, indices):
+    """The optimiser loop; module-level so that calls with the same shapes reuse its compile."""
+
+    def objective(position, batch_indices):
+        if batch_indices.shape[0] == 0:
+            return -posterior.logdensity(position)
+        return -posterior.logdensity_estimate(position, posterior.data.take(batch_indices))
 
     def step(carry, batch_indices):
         position, opt_state = carry
@@ -90,10 +97,5 @@ def _map_loop(posterior, key, optimizer, num_steps, batch_size, position) -> MAP
         position = optax.apply_updates(position, updates)
         return (position, opt_state), -loss
 
-    @jax.jit
-    def run(position, indices):
-        (position, _), trace = jax.lax.scan(step, (position, optimizer.init(position)), indices)
-        return position, trace
-
-    final, trace = run(position, indices)
-    return MAPResult(final, trace)
+    (position, _), trace = jax.lax.scan(step, (position, optimizer.init(position)), indices)
+    return position, trace

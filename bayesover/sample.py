@@ -301,19 +301,7 @@ def _initial_positions(posterior, init, keys, jitter, map_steps):
             return positions
         check_positive_int("map_steps", map_steps)
 
-        def find_mode(key, start):
-            result = map_estimate(posterior, key=key, num_steps=map_steps, init=start)
-            leaves, treedef = jax.tree.flatten(result.position)
-            noise = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
-            return jax.tree.unflatten(
-                treedef,
-                [
-                    x + jitter * jax.random.normal(k, x.shape, x.dtype)
-                    for x, k in zip(leaves, noise, strict=True)
-                ],
-            )
-
-        return jax.jit(jax.vmap(find_mode))(keys, positions)
+        return _jittered_modes(posterior, keys, positions, jitter, map_steps)
     template = jax.tree.structure(posterior.initial_position())
     if jax.tree.structure(init) != template:
         raise ValueError(
@@ -332,6 +320,25 @@ def _initial_positions(posterior, init, keys, jitter, map_steps):
         "`init` leaves must have the shapes of one position, or a leading num_chains "
         f"({num_chains}) axis."
     )
+
+
+@eqx.filter_jit
+def _jittered_modes(posterior, keys, starts, jitter, map_steps):
+    """One optax MAP point per chain (vmapped), plus `jitter` standard normals."""
+
+    def find_mode(key, start):
+        result = map_estimate(posterior, key=key, num_steps=map_steps, init=start)
+        leaves, treedef = jax.tree.flatten(result.position)
+        noise = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+        return jax.tree.unflatten(
+            treedef,
+            [
+                x + jitter * jax.random.normal(k, x.shape, x.dtype)
+                for x, k in zip(leaves, noise, strict=True)
+            ],
+        )
+
+    return jax.vmap(find_mode)(keys, starts)
 
 
 @eqx.filter_jit
