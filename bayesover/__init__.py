@@ -15,6 +15,10 @@ from bayesover import samplers as samplers
 from bayesover import schedules as schedules
 from bayesover.data import Data as Data
 from bayesover.deep_ensemble import deep_ensemble as deep_ensemble
+from bayesover.diagnostics.datatree import from_datatree as from_datatree
+from bayesover.diagnostics.datatree import load_datatree as load_datatree
+from bayesover.diagnostics.datatree import save_datatree as save_datatree
+from bayesover.diagnostics.datatree import to_datatree as to_datatree
 from bayesover.distill import DistillResult as DistillResult
 from bayesover.distill import distill as distill
 from bayesover.ensemble import Ensemble as Ensemble

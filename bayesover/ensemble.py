@@ -172,12 +172,11 @@ class Ensemble(eqx.Module):
         return Predictive.build(self, x, batch_size=batch_size, member_batch_size=member_batch_size)
 
     # -- disk -------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the ensemble to netCDF (h5netcdf), atomically; `Ensemble.load` reads it back
-        exactly. The model is not stored: pass it (or the posterior) to `load`."""
+    def to_dataset(self):
+        """The ensemble as one `xarray.Dataset` (`params__NAME`, `stats__NAME` variables and JSON
+        attributes); `Ensemble.from_dataset` inverts it exactly. The model is not stored."""
         import xarray as xr
 
-        path = Path(path)
         variables = {}
         for name, leaf in _named_leaves(self.params):
             array = np.asarray(leaf)
@@ -191,9 +190,14 @@ class Ensemble(eqx.Module):
             "target_shape": json.dumps(self.target_shape),
             "param_names": json.dumps([n for n, _ in _named_leaves(self.params)]),
         }
-        dataset = xr.Dataset({k: v for k, v in variables.items()}, attrs=attrs)
+        return xr.Dataset(variables, attrs=attrs)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the ensemble to netCDF (h5netcdf), atomically; `Ensemble.load` reads it back
+        exactly. The model is not stored: pass it (or the posterior) to `load`."""
+        path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        dataset.to_netcdf(tmp, engine="h5netcdf")
+        self.to_dataset().to_netcdf(tmp, engine="h5netcdf")
         os.replace(tmp, path)
 
     @staticmethod
@@ -203,8 +207,6 @@ class Ensemble(eqx.Module):
         ensemble of named NumPyro sites (a flat dict)."""
         import xarray as xr
 
-        from bayesover.posterior import Posterior
-
         path = Path(path)
         try:
             dataset = xr.load_dataset(path, engine="h5netcdf")
@@ -212,8 +214,15 @@ class Ensemble(eqx.Module):
             raise ValueError(
                 f"`path` {str(path)!r} is not a readable ensemble file: {error}"
             ) from None
+        return Ensemble.from_dataset(dataset, like, source=f"`path` {str(path)!r}")
+
+    @staticmethod
+    def from_dataset(dataset, like: Any = None, *, source: str = "`dataset`") -> Ensemble:
+        """Rebuild the ensemble from `to_dataset`'s output (see `load` for `like`)."""
+        from bayesover.posterior import Posterior
+
         if "bayesover_ensemble" not in dataset.attrs:
-            raise ValueError(f"`path` {str(path)!r} was not written by Ensemble.save.")
+            raise ValueError(f"{source} was not written by Ensemble.save (no ensemble attributes).")
         try:
             names = json.loads(dataset.attrs["param_names"])
             leaves = [jnp.asarray(dataset[f"params__{n}"].values) for n in names]
@@ -226,7 +235,7 @@ class Ensemble(eqx.Module):
             target_shape = json.loads(dataset.attrs["target_shape"])
         except (KeyError, TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
             raise ValueError(
-                f"`path` {str(path)!r} is an incomplete or corrupt ensemble file: "
+                f"{source} is an incomplete or corrupt ensemble file: "
                 f"{type(error).__name__}: {error}"
             ) from None
         model = like.model if isinstance(like, Posterior) else like

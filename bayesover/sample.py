@@ -181,6 +181,8 @@ def sample(
         "num_devices": num_devices,
         "temperature": posterior.temperature,
     }
+    if hasattr(sampler, "max_tree_depth"):  # for the tree-depth saturation diagnostic
+        config["max_tree_depth"] = int(sampler.max_tree_depth)
     if isinstance(posterior, Posterior):
         ensemble = Ensemble(draws, stats, config, posterior.model, posterior.data.target_shape)
     else:

@@ -1,0 +1,1 @@
+"""Diagnostics: the ArviZ DataTree of a run, the verdict table and the HTML report."""
