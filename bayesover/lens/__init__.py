@@ -1,0 +1,5 @@
+"""The universality lens: evidence, regret and the weight of the hypothesis (Feder, Urbanke and
+Fogel, 2025). See the docs page "The universality lens"."""
+
+from bayesover.lens.target import Target as Target
+from bayesover.lens.target import as_target as as_target
