@@ -3,3 +3,5 @@ Fogel, 2025). See the docs page "The universality lens"."""
 
 from bayesover.lens.target import Target as Target
 from bayesover.lens.target import as_target as as_target
+from bayesover.lens import closed_form as closed_form
+from bayesover.lens.result import EvidenceResult as EvidenceResult
