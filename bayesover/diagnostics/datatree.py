@@ -114,7 +114,7 @@ def to_datatree(
         groups["sample_stats"] = stats
     import arviz as az
 
-    tree = az.from_dict(groups, dims=dims, coords=coords, attrs=attrs)
+    tree = az.from_dict(groups, dims=dims, coords=coords)
     for group, dataset in extra.items():
         tree[group] = xr.DataTree(dataset)
     tree["ensemble"] = xr.DataTree(ensemble.to_dataset())
