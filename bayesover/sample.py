@@ -499,4 +499,8 @@ class _Progress:
         self._print(f"resumed from checkpoint at draw {draws_done}/{self.num_draws}")
 
     def chunk_done(self, draws_done):
-        self._print(f"draws {draws_done}/{self.num_draws} ({100 * draws_done // self.num_draws}%)")
+        filled = 20 * draws_done // self.num_draws
+        bar = "#" * filled + "-" * (20 - filled)
+        self._print(
+            f"[{bar}] draws {draws_done}/{self.num_draws} ({100 * draws_done // self.num_draws}%)"
+        )

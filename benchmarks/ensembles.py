@@ -50,11 +50,11 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import jax
+from _sections import write_section
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -552,23 +552,6 @@ def section(cfg, mach, a, b, elapsed):
     return "\n".join(L)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace our marked section of `path` (or append it), keeping everything else; atomic."""
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old and old.index(START) < old.index(END):
-        head, rest = old.split(START, 1)
-        _, tail = rest.split(END, 1)
-        new = head + text + tail
-    else:
-        new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + text + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Ensemble benchmarks.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes; does not write")
@@ -605,7 +588,7 @@ def main(argv=None):
     if args.quick and args.out == RESULTS:
         log("quick mode: RESULTS.md not written")
         return
-    write_section(args.out, text)
+    write_section(args.out, text, START, END)
     log(f"section written to {args.out}")
 
 

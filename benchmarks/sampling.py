@@ -37,6 +37,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -801,9 +802,10 @@ def write_report(path, cfg, machine, load, elapsed, r1, r2, r3, r4, num_params):
     # Keep the sections other benchmark scripts own (between their marker lines).
     if path.exists():
         old = path.read_text()
-        start, end = "<!-- ensembles:start -->", "<!-- ensembles:end -->"
-        if start in old and end in old:
-            text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
+        for name in re.findall(r"<!-- (\w+):start -->", old):
+            start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+            if end in old:
+                text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)

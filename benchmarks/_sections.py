@@ -1,0 +1,25 @@
+"""RESULTS.md is shared by the benchmark scripts: each owns a section between marker lines."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_section(path: Path, text: str, start: str, end: str) -> None:
+    """Replace the section of `path` between `start` and `end` (or append `text`), keeping
+    everything else; written to a temporary file and renamed, so never half-written."""
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old and old.index(start) < old.index(end):
+        head, rest = old.split(start, 1)
+        _, tail = rest.split(end, 1)
+        new = head + text + tail
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + text + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
