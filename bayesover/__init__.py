@@ -19,6 +19,8 @@ from bayesover.diagnostics.datatree import from_datatree as from_datatree
 from bayesover.diagnostics.datatree import load_datatree as load_datatree
 from bayesover.diagnostics.datatree import save_datatree as save_datatree
 from bayesover.diagnostics.datatree import to_datatree as to_datatree
+from bayesover.diagnostics.verdict import Diagnostics as Diagnostics
+from bayesover.diagnostics.verdict import diagnose as diagnose
 from bayesover.distill import DistillResult as DistillResult
 from bayesover.distill import distill as distill
 from bayesover.ensemble import Ensemble as Ensemble
