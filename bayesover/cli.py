@@ -1,56 +1,35 @@
-"""The `bayesover` command line."""
+"""The `bayesover` command line: demo, sample, diagnose, report.
+
+    bayesover demo                         NUTS, SGLD and a deep ensemble on the default model
+    bayesover sample MODEL --sampler nuts  one run of a model file, written to --out DIR
+    bayesover diagnose DIR                 the verdict table of every run in DIR
+    bayesover report DIR                   DIR/report.html, one self-contained page
+
+A run directory holds one ArviZ DataTree per run (`NAME.nc`, netCDF) and `report.html`. Output
+directories are built under a temporary name and renamed into place, so an interrupted command
+leaves nothing half-written, and an existing directory is replaced only with `--overwrite`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-import jax
-import jax.numpy as jnp
-import optax
-
-from bayesover.builders import DEFAULT_MODEL, load_problem
-from bayesover.optimize import map_estimate
-from bayesover.posterior import Posterior
+_SAMPLERS = ("nuts", "hmc", "sgld", "sghmc", "psgld", "ensemble")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    problem = load_problem(args.model, seed=args.seed)
-    posterior = problem.posterior
-    assert isinstance(posterior, Posterior)
-    print(
-        f"model {problem.name}: {posterior.model.num_params} weights, "
-        f"{posterior.num_data} training points, "
-        f"{problem.test.num_points if problem.test else 0} test"
-    )
-    start = time.perf_counter()
-    result = map_estimate(
-        posterior,
-        key=jax.random.key(args.seed),
-        optimizer=optax.adam(args.learning_rate),
-        num_steps=args.steps,
-    )
-    elapsed = time.perf_counter() - start
-    position = result.position
-    print(f"MAP by optax.adam: {args.steps} steps in {elapsed:.1f} s")
-    print(f"  log density at MAP (train): {float(posterior.logdensity(position)):.3f}")
-    if problem.test is not None:
-        loglik = posterior.pointwise_loglikelihood(position, problem.test)
-        print(f"  test NLL (mean -log p(y|x, MAP)): {float(-jnp.mean(loglik)):.4f}")
-        outputs = jax.vmap(posterior.module(position))(problem.test.inputs)  # type: ignore
-        if jnp.issubdtype(problem.test.targets.dtype, jnp.integer):
-            accuracy = jnp.mean(jnp.argmax(outputs, -1) == problem.test.targets)
-            print(f"  test accuracy: {float(accuracy):.4f}")
-        else:
-            rmse = jnp.sqrt(
-                jnp.mean((outputs.reshape(problem.test.targets.shape) - problem.test.targets) ** 2)
-            )
-            print(f"  test RMSE (standardised targets): {float(rmse):.4f}")
-    return 0
+class CommandError(Exception):
+    """A user error: printed as one line on stderr, exit status 2."""
 
 
+# -- argument types -------------------------------------------------------------------------------
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -61,35 +40,348 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
+# -- output directories ---------------------------------------------------------------------------
+def _new_run_dir(out: Path, overwrite: bool) -> Path:
+    """A fresh temporary directory beside `out`, to be renamed into place by `_commit`."""
+    if out.exists() and not overwrite:
+        raise CommandError(f"output directory {str(out)!r} exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {str(out)!r} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    """Move the finished `tmp` to `out`; an old `out` is moved aside first, then removed."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_runs(directory: Path) -> dict[str, Any]:
+    from bayesover.diagnostics.datatree import load_datatree
+
+    if not directory.is_dir():
+        raise CommandError(f"run directory {str(directory)!r} does not exist")
+    files = sorted(directory.glob("*.nc"))
+    if not files:
+        raise CommandError(f"run directory {str(directory)!r} holds no .nc DataTree files")
+    runs = {}
+    for path in files:
+        try:
+            runs[path.stem] = load_datatree(path)
+        except (ValueError, OSError) as error:
+            raise CommandError(str(error)) from None
+    return runs
+
+
+# -- samplers -------------------------------------------------------------------------------------
+def _run(problem, sampler: str, args: argparse.Namespace, key) -> Any:
+    """One run of `sampler` on `problem.posterior`, as a `bo.Ensemble`."""
+    import optax
+
+    import bayesover as bo
+
+    posterior = problem.posterior
+    progress = not args.quiet
+    if sampler == "ensemble":
+        if not isinstance(posterior, bo.Posterior):
+            raise CommandError("--sampler ensemble needs a network model, not a NumPyro one")
+        return bo.deep_ensemble(
+            posterior,
+            args.chains,
+            optax.adam(args.learning_rate),
+            args.map_steps,
+            key,
+            batch_size=min(args.batch_size, posterior.num_data),
+            progress=progress,
+        )
+    if sampler in ("nuts", "hmc"):
+        algorithm: Any = (
+            bo.NUTS(max_tree_depth=args.max_tree_depth) if sampler == "nuts" else bo.HMC()
+        )
+        thinning = 1
+    else:
+        if not isinstance(posterior, bo.Posterior):
+            raise CommandError(f"--sampler {sampler} needs a network model (minibatches)")
+        n = posterior.num_data
+        step_size = args.step_size if args.step_size is not None else 0.05 / n
+        batch = min(args.batch_size, n)
+        cls = {"sgld": bo.SGLD, "sghmc": bo.SGHMC, "psgld": bo.pSGLD}[sampler]
+        algorithm = cls(step_size=step_size, batch_size=batch)
+        thinning = args.thinning
+    init = "map" if isinstance(posterior, bo.Posterior) else "prior"
+    return bo.sample(
+        posterior,
+        algorithm,
+        key=key,
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        num_draws=args.draws,
+        thinning=thinning,
+        init=init,
+        progress=progress,
+    )
+
+
+def _tree(problem, ensemble, name: str):
+    import bayesover as bo
+
+    test = problem.test if isinstance(problem.posterior, bo.Posterior) else None
+    return bo.to_datatree(ensemble, problem.posterior, test=test, name=name)
+
+
+def _metrics_line(tree) -> str:
+    if "predictive_metrics" not in tree.children:
+        return ""
+    dataset = tree["predictive_metrics"].to_dataset()
+    values = [f"{k} {float(v):.4f}" for k, v in dataset.data_vars.items() if v.ndim == 0]
+    return ", ".join(values)
+
+
+def _say(args: argparse.Namespace, text: str = "") -> None:
+    if not args.quiet:
+        print(text, flush=True)
+
+
+# -- commands -------------------------------------------------------------------------------------
+def _sample(args: argparse.Namespace) -> int:
+    import jax
+
+    from bayesover.diagnostics.datatree import save_datatree
+
+    problem = _load(args.model, args.seed)
+    out = Path(args.out)
+    tmp = _new_run_dir(out, args.overwrite)
+    try:
+        start = time.perf_counter()
+        ensemble = _run(problem, args.sampler, args, jax.random.key(args.seed))
+        tree = _tree(problem, ensemble, args.sampler)
+        save_datatree(tree, tmp / f"{args.sampler}.nc")
+        elapsed = time.perf_counter() - start
+        _commit(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _say(args, f"{args.sampler} on {problem.name}: {elapsed:.1f} s, written to {out}/")
+    _print_diagnostics(args, {args.sampler: tree})
+    return 0
+
+
+def _load(model: str, seed: int):
+    from bayesover.builders import load_problem
+
+    try:
+        return load_problem(model, seed=seed)
+    except FileNotFoundError as error:
+        raise CommandError(str(error)) from None
+    except CommandError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise CommandError(f"model {model!r} could not be built: {error}") from None
+    except Exception as error:  # a broken model file: its own error, in one line
+        raise CommandError(
+            f"model {model!r} failed to build: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _print_diagnostics(args: argparse.Namespace, runs: dict[str, Any]) -> None:
+    from bayesover.diagnostics.verdict import diagnose
+
+    for name, tree in runs.items():
+        result = diagnose(tree)
+        print(f"\n== {name}: verdict {result.verdict} ==")
+        print(result)
+        metrics = _metrics_line(tree)
+        if metrics:
+            print(f"test metrics: {metrics}")
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    _print_diagnostics(args, _load_runs(Path(args.directory)))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bayesover.diagnostics.report import report
+
+    directory = Path(args.directory)
+    runs = _load_runs(directory)
+    path = Path(args.out) if args.out else directory / "report.html"
+    report(runs, path, title=f"bayesover report: {directory.name}")
+    _say(args, f"report written to {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import jax
+
+    from bayesover.diagnostics.datatree import save_datatree
+    from bayesover.diagnostics.report import report
+
+    problem = _load(args.model, args.seed)
+    posterior = problem.posterior
+    _say(
+        args,
+        f"model {problem.name}: {getattr(posterior.model, 'num_params', '?')} weights, "
+        f"{posterior.num_data} training points, "
+        f"{problem.test.num_points if problem.test else 0} test",
+    )
+    out = Path(args.out)
+    tmp = _new_run_dir(out, args.overwrite)
+    runs: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    plan = [
+        ("nuts", dict(chains=4, warmup=200, draws=200)),
+        ("sgld", dict(chains=4, warmup=2000, draws=200, thinning=25)),
+        ("ensemble", dict(chains=8)),
+    ]
+    if args.quick:  # a smoke run: every step of the demo, at a fraction of the work
+        plan = [
+            ("nuts", dict(chains=2, warmup=30, draws=30)),
+            ("sgld", dict(chains=2, warmup=100, draws=30, thinning=2)),
+            ("ensemble", dict(chains=2, map_steps=100)),
+        ]
+    try:
+        for index, (name, settings) in enumerate(plan):
+            run_args = argparse.Namespace(**{**vars(args), **settings})
+            _say(args, f"[{index + 1}/{len(plan)}] {name}: {_describe(name, run_args)}")
+            start = time.perf_counter()
+            ensemble = _run(problem, name, run_args, jax.random.fold_in(jax.random.key(0), index))
+            runs[name] = _tree(problem, ensemble, name)
+            timings[name] = time.perf_counter() - start
+            save_datatree(runs[name], tmp / f"{name}.nc")
+        report(runs, tmp / "report.html", title=f"bayesover demo: {problem.name}")
+        (tmp / "timings.json").write_text(json.dumps(timings, indent=1))
+        _commit(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _print_diagnostics(args, runs)
+    print("\nmethod    seconds  test metrics")
+    for name, tree in runs.items():
+        print(f"{name:9s} {timings[name]:7.1f}  {_metrics_line(tree)}")
+    print(f"\nwritten: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return 0
+
+
+def _describe(name: str, args: argparse.Namespace) -> str:
+    if name == "ensemble":
+        return f"{args.chains} MAP members, {args.map_steps} Adam steps each"
+    thinning = "" if name in ("nuts", "hmc") else f", thinning {args.thinning}"
+    return f"{args.chains} chains, {args.warmup} warm-up + {args.draws} draws{thinning}"
+
+
+# -- the parser -----------------------------------------------------------------------------------
+def _add_run_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
+    if not demo:
+        parser.add_argument("--sampler", required=True, choices=_SAMPLERS, help="the algorithm")
+        parser.add_argument("--chains", type=_positive_int, default=4, help="chains (members)")
+        parser.add_argument("--draws", type=_positive_int, default=500, help="kept draws/chain")
+        parser.add_argument("--warmup", type=_non_negative_int, default=500, help="warm-up steps")
+        parser.add_argument("--thinning", type=_positive_int, default=10, help="SG-MCMC thinning")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data split and sampler")
+    parser.add_argument("--step-size", type=_positive_float, default=None, help="SG-MCMC step")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="minibatch size")
+    parser.add_argument("--max-tree-depth", type=_positive_int, default=10, help="NUTS depth")
+    parser.add_argument("--map-steps", type=_positive_int, default=2000, help="ensemble steps")
+    parser.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam rate")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayesover", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="fit the bundled default model and print its metrics")
+    from bayesover.builders import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(
+        prog="bayesover",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="NUTS, SGLD and a deep ensemble on the bundled default model",
+        description="Run NUTS, SGLD and a deep ensemble on the bundled default model (a small "
+        "regression BNN on offline data), write runs/demo/ (DataTrees and report.html) and "
+        "print the verdict tables and test metrics.",
+    )
     demo.add_argument("--model", default=DEFAULT_MODEL, help="model file or name in models/")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--steps", type=_positive_int, default=2000, help="MAP optimiser steps")
-    demo.add_argument("--learning-rate", type=_positive_float, default=1e-2)
+    demo.add_argument("--out", default="runs/demo", help="output directory (runs/demo)")
+    demo.add_argument("--quick", action="store_true", help="a fast smoke run (tiny numbers)")
+    _add_run_options(demo, demo=True)
     demo.set_defaults(run=_demo)
+
+    sample = commands.add_parser(
+        "sample",
+        help="sample one model file and write its DataTree",
+        description="Sample MODEL (a file in models/, or any Python file with "
+        "`build(seed=0, **options) -> bo.Problem`) and write OUT/SAMPLER.nc.",
+    )
+    sample.add_argument("model", metavar="MODEL", help="model file or name in models/")
+    sample.add_argument("--out", required=True, help="output directory (must not exist)")
+    _add_run_options(sample, demo=False)
+    sample.set_defaults(run=_sample)
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="print the verdict table of every run in DIR",
+        description="Print R-hat, ESS, MCSE, divergences, E-BFMI, tree depth and LOO Pareto k "
+        "with a verdict per line, for every DIR/*.nc.",
+    )
+    diagnose.add_argument("directory", metavar="DIR", help="a run directory")
+    diagnose.add_argument("--quiet", action="store_true", help="(no effect; for symmetry)")
+    diagnose.set_defaults(run=_diagnose)
+
+    report = commands.add_parser(
+        "report",
+        help="write DIR/report.html from the runs in DIR",
+        description="Write one self-contained HTML report of every DIR/*.nc.",
+    )
+    report.add_argument("directory", metavar="DIR", help="a run directory")
+    report.add_argument("--out", default=None, help="report path (default DIR/report.html)")
+    report.add_argument("--quiet", action="store_true", help="no output")
+    report.set_defaults(run=_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+        return run(args)
+    except (CommandError, ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f"bayesover {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"bayesover {args.command}: interrupted; nothing was half-written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ready models build, and the command line runs the demo and refuses bad input."""
+"""The ready models build (the command line is tested in test_cli.py)."""
 
 import jax
 import numpy as np
@@ -7,7 +7,6 @@ from conftest import ROOT
 
 import bayesover as bo
 from bayesover.builders import load_problem
-from bayesover.cli import main
 
 
 @pytest.mark.parametrize(
@@ -35,32 +34,3 @@ def test_teacher_student_targets_follow_the_teacher():
     outputs = jax.vmap(teacher)(problem.posterior.data.inputs)[:, 0]
     residual = np.asarray(problem.posterior.data.targets - outputs)
     assert abs(residual.std() - 0.1) < 0.02
-
-
-def test_demo_fits_by_map_and_prints_metrics(capsys):
-    assert main(["demo", "--steps", "300"]) == 0
-    out = capsys.readouterr().out
-    assert "log density at MAP" in out and "test NLL" in out and "test RMSE" in out
-    nll = float(out.split("test NLL (mean -log p(y|x, MAP)):")[1].split()[0])
-    assert nll < 1.3  # a standardised target: an untrained predictor scores ~1.42
-
-
-def test_cli_bad_model_file_is_one_clear_line(tmp_path, capsys):
-    assert main(["demo", "--model", str(tmp_path / "missing.py")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("bayesover demo: error:") and "does not exist" in err
-    broken = tmp_path / "broken.py"
-    broken.write_text("def build(:\n")
-    assert main(["demo", "--model", str(broken)]) == 2
-    assert "not valid Python" in capsys.readouterr().err
-    empty = tmp_path / "empty.py"
-    empty.write_text("x = 1\n")
-    assert main(["demo", "--model", str(empty)]) == 2
-    assert "defines no `build" in capsys.readouterr().err
-
-
-def test_cli_rejects_non_positive_numbers(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--steps", "0"])
-    assert exit_info.value.code == 2
-    assert "expected a positive integer" in capsys.readouterr().err

@@ -305,8 +305,10 @@ def _network_groups(ensemble, posterior, probe_x, weights, num_weights, test, ke
             "log_likelihood"
         ].to_dataset()
     }
-    if test is not None:
-        extra["predictive_metrics"] = predictive_metrics(ensemble, test)
+    ok = np.asarray(ensemble.chain_ok())
+    if test is not None and ok.any():  # stopped SG-MCMC chains hold NaN draws: score the rest
+        healthy = ensemble if ok.all() else ensemble.healthy()
+        extra["predictive_metrics"] = predictive_metrics(healthy, test)
     return groups, dims, coords, extra
 
 
