@@ -199,3 +199,21 @@ def test_numpyro_target_gives_named_sites_and_pointwise_loglik():
     assert np.isfinite(az.loo(tree).elpd)
     rebuilt = bo.from_datatree(tree)
     np.testing.assert_array_equal(np.asarray(rebuilt.params["p"]), p)
+
+
+def test_stopped_chains_are_left_out_of_the_test_metrics(ensemble, problem):
+    nan_chain = jax.tree.map(lambda v: v.at[1].set(jnp.nan), ensemble.params)
+    stopped = jnp.zeros((2, 30), bool).at[1, 10:].set(True)
+    broken = bo.Ensemble(
+        nan_chain,
+        {"lp": ensemble.stats["lp"], "stopped": stopped},
+        ensemble.config,
+        ensemble.model,
+        ensemble.target_shape,
+    )
+    tree = bo.to_datatree(broken, problem.posterior, test=problem.test)
+    metrics = tree["predictive_metrics"].to_dataset()
+    healthy = bo.to_datatree(ensemble.subset(chains=[0]), problem.posterior, test=problem.test)[
+        "predictive_metrics"
+    ].to_dataset()
+    np.testing.assert_allclose(float(metrics["nll"]), float(healthy["nll"]), rtol=1e-6)
