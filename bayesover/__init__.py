@@ -19,6 +19,7 @@ from bayesover.diagnostics.datatree import from_datatree as from_datatree
 from bayesover.diagnostics.datatree import load_datatree as load_datatree
 from bayesover.diagnostics.datatree import save_datatree as save_datatree
 from bayesover.diagnostics.datatree import to_datatree as to_datatree
+from bayesover.diagnostics.report import report as report
 from bayesover.diagnostics.verdict import Diagnostics as Diagnostics
 from bayesover.diagnostics.verdict import diagnose as diagnose
 from bayesover.distill import DistillResult as DistillResult
