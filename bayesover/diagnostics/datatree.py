@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +113,22 @@ def to_datatree(
     stats = {k: np.asarray(v) for k, v in ensemble.stats.items()}
     if stats:
         groups["sample_stats"] = stats
-    import arviz as az
 
-    tree = az.from_dict(groups, dims=dims, coords=coords)
+    tree = _quiet_from_dict(groups, dims, coords)
     for group, dataset in extra.items():
         tree[group] = xr.DataTree(dataset)
     tree["ensemble"] = xr.DataTree(ensemble.to_dataset())
     tree.attrs.update(attrs)
     return tree
+
+
+def _quiet_from_dict(groups, dims, coords=None) -> xr.DataTree:
+    import arviz as az
+
+    with warnings.catch_warnings():
+        # a deep ensemble has more chains (members) than draws (one each), by design
+        warnings.filterwarnings("ignore", "Found chain dimension to be longer than draw")
+        return az.from_dict(groups, dims=dims, coords=coords)
 
 
 def from_datatree(tree: xr.DataTree, like: Any = None) -> Ensemble:
@@ -297,11 +306,10 @@ def _network_groups(ensemble, posterior, probe_x, weights, num_weights, test, ke
         "observed_data": {"y": np.asarray(posterior.data.targets)},
         "constant_data": {"x": np.asarray(posterior.data.inputs), "x_probe": np.asarray(probe)},
     }
-    import arviz as az
 
     # pointwise log-lik is per datum (summed over a datum's target axes): its own dims for "y"
     extra = {
-        "log_likelihood": az.from_dict({"log_likelihood": {"y": loglik}}, dims={"y": ["obs"]})[
+        "log_likelihood": _quiet_from_dict({"log_likelihood": {"y": loglik}}, {"y": ["obs"]})[
             "log_likelihood"
         ].to_dataset()
     }
