@@ -8,6 +8,7 @@ import numpyro as _numpyro  # noqa: F401
 
 from bayesover import builders as builders
 from bayesover import data as data
+from bayesover import lens as lens
 from bayesover import likelihoods as likelihoods
 from bayesover import metrics as metrics
 from bayesover import priors as priors

@@ -9,3 +9,4 @@ from bayesover.lens.prequential import prequential_log_evidence as prequential_l
 from bayesover.lens.regret import RegretResult as RegretResult
 from bayesover.lens.regret import expected_regret as expected_regret
 from bayesover.lens.regret import regret as regret
+from bayesover.lens.attach import attach as attach
