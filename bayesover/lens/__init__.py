@@ -10,3 +10,15 @@ from bayesover.lens.regret import RegretResult as RegretResult
 from bayesover.lens.regret import expected_regret as expected_regret
 from bayesover.lens.regret import regret as regret
 from bayesover.lens.attach import attach as attach
+from bayesover.lens.kl import SampleKL as SampleKL
+from bayesover.lens.kl import GaussianOutputKL as GaussianOutputKL
+from bayesover.lens.kl import kl_from_sample as kl_from_sample
+from bayesover.lens.kl import kl_gaussian_outputs as kl_gaussian_outputs
+from bayesover.lens.weight import WeightCurve as WeightCurve
+from bayesover.lens.weight import weight_curve as weight_curve
+from bayesover.lens.flatness import EffectiveDimension as EffectiveDimension
+from bayesover.lens.flatness import LearningCoefficient as LearningCoefficient
+from bayesover.lens.flatness import effective_dimension as effective_dimension
+from bayesover.lens.flatness import learning_coefficient as learning_coefficient
+from bayesover.lens.bounds import Bounds as Bounds
+from bayesover.lens.bounds import bounds as bounds
