@@ -93,7 +93,7 @@ def main(argv=None):
     log(f"ours: median {ours_median:.2f} s over {ours_times}; verdict {result.verdict}")
 
     every = bo.to_datatree(ensemble, posterior, weights="all")
-    weights = every["posterior"][["w"]]
+    weights = every["posterior"].to_dataset()[["w"]]
 
     def peer():
         az.rhat(weights)

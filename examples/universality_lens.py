@@ -1,0 +1,333 @@
+"""The universality lens on teacher-student regression: does a wider student pay for its width?
+
+    .venv/bin/python examples/universality_lens.py           # the full experiment (~15 min)
+    .venv/bin/python examples/universality_lens.py --quick   # a smoke run (~2 min)
+
+A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `models/teacher_student.py`) labels inputs
+x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
+65 ... 4,097 parameters, 63x) with the fan-in Normal prior learn it. Two teachers: a simple one
+(weights of scale 0.5: nearly linear) and a complex one (scale 4: saturated, wiggly).
+
+For each teacher and width:
+
+1. Regret vs n. The expected regret is a sum of instantaneous regrets,
+   E R_n = sum_{t<n} E r_t with r_t = E_x KL(P_0(.|x) || M(.|x, x^t)): the excess test log-loss
+   of the posterior predictive after t points. r_t is measured on 512 test points from the
+   teacher with SGLD ensembles (4 chains) on the first t points (t = 0 is the prior
+   predictive), and R_n is the trapezoid sum of r_t over t on the grid. For the narrowest
+   student it is cross-checked against the data-annealed SMC estimate of the realised regret
+   (`bo.lens.regret`, prequential).
+2. The weight of the hypothesis -log W(eps), K(theta) = E_x (f_theta(x) - f0(x))^2 / (2 sigma^2)
+   on 256 fixed inputs (`bo.lens.kl_gaussian_outputs`), by multilevel splitting
+   (`bo.lens.weight_curve`), and the bound chain (`bo.lens.bounds`).
+3. The effective dimension at the MAP on all the points (`bo.lens.effective_dimension`).
+
+Writes `docs/img/lens_*.png`, `examples/output/universality_lens.json` and
+`runs/lens/report.html` (the HTML report of the width-256 student with the lens plots).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
+
+import bayesover as bo
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGMA = 0.3
+TEACHERS = {"simple": 0.5, "complex": 4.0}
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def student_problem(width: int, teacher_scale: float, num_points: int):
+    module = bo.builders.load_module(ROOT / "models" / "teacher_student.py")
+    problem = module.build(
+        0,
+        width=width,
+        num_points=num_points,
+        noise_scale=SIGMA,
+        teacher_scale=teacher_scale,
+    )
+    return problem, module.teacher(0, teacher_scale=teacher_scale)
+
+
+def prior_ensemble(posterior, key, num_members: int) -> bo.Ensemble:
+    """Draws from the prior as an ensemble: the predictive before any data (t = 0)."""
+    keys = jax.random.split(key, num_members)
+    positions = jax.vmap(posterior.model.sample_prior)(keys)
+    params = jax.vmap(posterior.model.constrain)(positions)
+    params = jax.tree.map(lambda v: v[None], params)
+    config = {"sampler_name": "prior"}
+    return bo.Ensemble(params, {}, config, posterior.model, posterior.data.target_shape)
+
+
+def sgld_ensemble(posterior, key, cfg) -> bo.Ensemble:
+    batch = min(32, posterior.num_data)
+    return bo.sample(
+        posterior,
+        bo.SGLD(step_size=cfg["step_size"], batch_size=batch),
+        key=key,
+        num_chains=4,
+        num_warmup=cfg["warmup"],
+        num_draws=cfg["draws"],
+        thinning=cfg["thinning"],
+        init="prior",
+        progress=False,
+    )
+
+
+def instantaneous_regret(ensemble, test, teacher) -> tuple[float, float]:
+    """r = mean over test points of log P_0(y|x) - log M(y|x): the excess log-loss."""
+    f0 = jax.vmap(teacher)(test.inputs).reshape(test.targets.shape)
+    log_p0 = jax.scipy.stats.norm.logpdf(test.targets, f0, SIGMA)
+    log_m = ensemble.predict(test.inputs).log_prob(test.targets)
+    excess = np.asarray(log_p0 - log_m)
+    return float(excess.mean()), float(excess.std(ddof=1) / math.sqrt(excess.size))
+
+
+def cumulative(ts, r, r_se, n):
+    """R_n = sum_{t<n} r_t, r linear between the grid points (trapezoid on integers)."""
+    grid = np.arange(n)
+    values = np.interp(grid, ts, r)
+    ses = np.interp(grid, ts, r_se)
+    return float(values.sum()), float(ses.sum())  # errors of neighbours are correlated: add
+
+
+def run_one(teacher_name, width, cfg, key):
+    scale = TEACHERS[teacher_name]
+    problem, teacher = student_problem(width, scale, max(cfg["ns"]))
+    full = problem.posterior
+    test = problem.test
+    result = {"teacher": teacher_name, "width": width, "num_params": full.model.num_params}
+    k_prior, k_sgld, k_weight, k_map, k_ed = jax.random.split(key, 5)
+
+    # 1. regret vs n from the instantaneous regrets
+    ts, rs, ses = [], [], []
+    ensembles = {}
+    for i, t in enumerate([0, *cfg["ts"]]):
+        start = time.perf_counter()
+        if t == 0:
+            ensemble = prior_ensemble(full, k_prior, 400)
+        else:
+            posterior = bo.Posterior(full.model, full.data.take(jnp.arange(t)))
+            ensemble = sgld_ensemble(posterior, jax.random.fold_in(k_sgld, i), cfg)
+            ensemble = ensemble.healthy()
+        r, se = instantaneous_regret(ensemble, test, teacher)
+        ensembles[t] = ensemble
+        ts.append(t)
+        rs.append(r)
+        ses.append(se)
+        seconds = time.perf_counter() - start
+        log(f"  {teacher_name} w{width} t={t}: r_t {r:.4f} ± {se:.4f} ({seconds:.1f} s)")
+    result["t"], result["r_t"], result["r_t_se"] = ts, rs, ses
+    curve = [cumulative(ts, rs, ses, n) for n in cfg["ns"]]
+    result["n"] = list(cfg["ns"])
+    result["regret"] = [c[0] for c in curve]
+    result["regret_se"] = [c[1] for c in curve]
+
+    # 2. the weight of the hypothesis and the bound chain
+    start = time.perf_counter()
+    probe = jax.random.normal(jax.random.key(7), (cfg["kl_points"], 2))
+    probe_data = bo.Data(probe, jnp.zeros((cfg["kl_points"],)))
+    on_probe = bo.Posterior(full.model, probe_data)
+    kl = bo.lens.kl_gaussian_outputs(on_probe, jax.vmap(teacher)(probe), SIGMA)
+    curve = bo.lens.weight_curve(
+        full,
+        kl,
+        cfg["eps"],
+        key=k_weight,
+        num_particles=cfg["particles"],
+        num_runs=cfg["weight_runs"],
+    )
+    result["eps"] = np.asarray(curve.eps).tolist()
+    result["neg_log_weight"] = (-np.asarray(curve.log_weight)).tolist()
+    result["neg_log_weight_se"] = np.asarray(curve.log_weight_stderr).tolist()
+    result["weight_seconds"] = time.perf_counter() - start
+    result["weight_collapsed"] = bool(curve.collapsed)
+    chain = bo.lens.bounds(
+        n=np.asarray(cfg["ns"]),
+        regret=np.asarray(result["regret"]),
+        regret_stderr=np.asarray(result["regret_se"]),
+        weight_curve=curve,
+    )
+    bounds_ds = chain.to_dataset()
+    result["exp_integral_bound"] = bounds_ds["exp_integral_bound"].values.tolist()
+    result["resolvability_bound"] = bounds_ds["resolvability_bound"].values.tolist()
+    result["eps_star"] = bounds_ds["eps_star"].values.tolist()
+    result["chain_holds"] = np.asarray(chain.holds).tolist()
+    log(f"  {teacher_name} w{width}: W curve {result['weight_seconds']:.1f} s; {chain}")
+
+    # 3. effective dimension at the MAP on all the points
+    fit = bo.map_estimate(full, key=k_map, optimizer=optax.adam(1e-2), num_steps=cfg["map_steps"])
+    ed = bo.lens.effective_dimension(full, fit.position, key=k_ed)
+    result["effective_dimension"] = float(ed.value)
+    result["effective_dimension_se"] = float(ed.stderr)
+    log(f"  {teacher_name} w{width}: d_eff {ed.value:.1f} ± {ed.stderr:.1f}")
+    return result, ensembles, curve, chain, problem
+
+
+def smc_cross_check(cfg, key):
+    """Realised regret of the narrowest student by data-annealed SMC (prequential)."""
+    width, n = cfg["widths"][0], cfg["smc_n"]
+    problem, teacher = student_problem(width, TEACHERS["simple"], n)
+    data = problem.posterior.data
+    f0 = jax.vmap(teacher)(data.inputs).reshape(data.targets.shape)
+    truth = jax.scipy.stats.norm.logpdf(data.targets, f0, SIGMA)
+    start = time.perf_counter()
+    result = bo.lens.regret(
+        problem.posterior,
+        key=key,
+        truth=truth,
+        num_particles=cfg["smc_particles"],
+        num_runs=2,
+    )
+    return {
+        "width": width,
+        "n": n,
+        "regret": float(result.regret[-1]),
+        "regret_se": float(result.regret_stderr[-1]),
+        "log_evidence": float(result.log_evidence.value),
+        "reliable": bool(result.reliable),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def plot(results, out_dir: Path):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, name in zip(axes, TEACHERS, strict=True):
+        for r in (r for r in results if r["teacher"] == name):
+            ax.errorbar(
+                r["n"],
+                r["regret"],
+                yerr=r["regret_se"],
+                marker="o",
+                capsize=2,
+                label=f"width {r['width']} ({r['num_params']} params)",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("n")
+        ax.set_title(f"{name} teacher")
+    axes[0].set_ylabel("expected regret R_n (nats)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "lens_regret.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, name in zip(axes, TEACHERS, strict=True):
+        for r in (r for r in results if r["teacher"] == name):
+            ax.errorbar(
+                r["eps"],
+                r["neg_log_weight"],
+                yerr=r["neg_log_weight_se"],
+                marker=".",
+                capsize=2,
+                label=f"width {r['width']}",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("eps (nats per sample)")
+        ax.set_title(f"{name} teacher")
+    axes[0].set_ylabel("-log W(eps) (nats)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "lens_weight.png", dpi=110)
+    plt.close(fig)
+
+
+def config(quick: bool) -> dict:
+    if quick:
+        return dict(
+            widths=(16, 64),
+            ts=(4, 16),
+            ns=(4, 16),
+            eps=np.geomspace(0.05, 5.0, 6),
+            particles=64,
+            weight_runs=2,
+            kl_points=64,
+            warmup=200,
+            draws=20,
+            thinning=5,
+            step_size=5e-5,
+            map_steps=200,
+            smc_n=8,
+            smc_particles=64,
+        )
+    return dict(
+        widths=(16, 64, 256, 1024),
+        ts=(4, 16, 64, 256),
+        ns=(4, 16, 64, 256),
+        eps=np.geomspace(0.01, 5.0, 14),
+        particles=256,
+        weight_runs=2,
+        kl_points=256,
+        warmup=2000,
+        draws=100,
+        thinning=20,
+        step_size=5e-5,
+        map_steps=2000,
+        smc_n=64,
+        smc_particles=256,
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = config(args.quick)
+    key = jax.random.key(0)
+    results, report_run = [], None
+    start = time.perf_counter()
+    for i, name in enumerate(TEACHERS):
+        for j, width in enumerate(cfg["widths"]):
+            log(f"{name} teacher, width {width}")
+            result, ensembles, curve, chain, problem = run_one(
+                name, width, cfg, jax.random.fold_in(key, 100 * i + j)
+            )
+            results.append(result)
+            if name == "simple" and width == cfg["widths"][-2 if len(cfg["widths"]) > 2 else -1]:
+                report_run = (ensembles[max(ensembles)], problem, curve, chain)
+    smc = smc_cross_check(cfg, jax.random.fold_in(key, 999))
+    log(f"SMC cross-check: {smc}")
+    elapsed = time.perf_counter() - start
+    out = ROOT / "examples" / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    payload = {
+        "config": {k: np.asarray(v).tolist() for k, v in cfg.items()},
+        "results": results,
+        "smc_cross_check": smc,
+        "seconds": elapsed,
+    }
+    (out / f"universality_lens{suffix}.json").write_text(json.dumps(payload, indent=1))
+    plot(results, ROOT / "docs" / "img" if not args.quick else out)
+    if report_run is not None:
+        ensemble, problem, curve, chain = report_run
+        tree = bo.to_datatree(ensemble, problem.posterior, test=problem.test, name="SGLD")
+        tree = bo.lens.attach(tree, curve, chain)
+        bo.report(
+            tree,
+            ROOT / "runs" / f"lens{suffix}" / "report.html",
+            title="The universality lens: teacher-student",
+        )
+    log(f"done in {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
