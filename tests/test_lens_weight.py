@@ -1,0 +1,184 @@
+"""bo.lens.weight_curve against the exact weight of the hypothesis W(eps) = w{K <= eps}."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import bayesover as bo
+from bayesover.lens import closed_form as cf
+from bayesover.lens.kl import kl_from_sample, kl_gaussian_outputs
+from bayesover.lens.weight import WeightCurve, weight_curve
+
+MU0, SIGMA, A = 0.3, 1.0, 5.0
+P0 = 0.2
+
+
+class LocationKL(eqx.Module):
+    """K(mu) = scale (mu - mu0)^2 (scale = 1 / 2 sigma^2; 0 makes K flat)."""
+
+    posterior: bo.NumPyroPosterior
+    mu0: jax.Array
+    scale: jax.Array
+
+    def __call__(self, position):
+        return self.scale * (self.posterior.constrain(position)["mu"] - self.mu0) ** 2
+
+
+def bernoulli_kl(posterior):
+    """KL(Ber(p0) || Ber(q)) in float32 without cancellation (log1p of the relative change)."""
+
+    def kl(position):
+        delta = posterior.constrain(position)["p"] - P0
+        return -P0 * jnp.log1p(delta / P0) - (1 - P0) * jnp.log1p(-delta / (1 - P0))
+
+    return kl
+
+
+def assert_matches(curve: WeightCurve, exact: np.ndarray, floor: float = 0.1):
+    """|estimate - exact| <= max(3 stderr, floor) at every grid point."""
+    error = np.abs(curve.log_weight - exact)
+    tolerance = np.maximum(3 * curve.log_weight_stderr, floor)
+    assert np.all(error <= tolerance), np.c_[curve.eps, curve.log_weight, exact, tolerance]
+
+
+@pytest.fixture(scope="module")
+def location():
+    posterior = cf.gaussian_location_model(np.zeros(4), SIGMA, A)
+    kl = LocationKL(posterior, jnp.asarray(MU0), jnp.asarray(1 / (2 * SIGMA**2)))
+    eps = np.logspace(-6, 1.5, 16)
+    curve = weight_curve(posterior, kl, eps, key=jax.random.key(0), num_particles=500, num_runs=4)
+    return posterior, kl, eps, curve
+
+
+def test_splitting_matches_gaussian_location(location):
+    _, _, eps, curve = location
+    exact = np.array([cf.gaussian_location_log_weight(e, MU0, SIGMA, A) for e in eps])
+    assert exact.min() < -8  # deep in the tail, where plain prior Monte Carlo has nothing
+    assert_matches(curve, exact)
+    assert not curve.collapsed and curve.num_levels >= 10
+    assert np.all(np.diff(curve.log_weight) >= 0)  # monotone
+    assert np.all(curve.log_weight_stderr[curve.log_weight < -1] > 0)
+
+
+def test_weight_curve_dataset_and_str(location):
+    _, _, eps, curve = location
+    ds = curve.to_dataset()
+    assert set(ds.data_vars) == {"neg_log_weight", "neg_log_weight_stderr"}
+    assert ds["neg_log_weight"].dims == ("eps",)
+    np.testing.assert_allclose(ds["neg_log_weight"].values, -curve.log_weight)
+    assert "splitting" in str(curve) and "UNRELIABLE" not in str(curve)
+
+
+def test_flat_kl_is_flagged_collapsed(location):
+    posterior, kl, eps, _ = location
+    flat = eqx.tree_at(lambda k: k.scale, kl, jnp.asarray(0.0))  # same program, K == 0
+    curve = weight_curve(posterior, flat, eps, key=jax.random.key(1), num_particles=500)
+    assert curve.collapsed
+    assert "UNRELIABLE" in str(curve) and "flat" in curve.diagnostics["reason"]
+
+
+def test_laplace_matches_gaussian_location_at_small_eps(location):
+    posterior, kl, _, _ = location
+    eps = np.logspace(-6, -2, 5)
+    curve = weight_curve(
+        posterior, kl, eps, key=jax.random.key(0), method="laplace", optimize_steps=500
+    )
+    exact = np.array([cf.gaussian_location_log_weight(e, MU0, SIGMA, A) for e in eps])
+    np.testing.assert_allclose(curve.log_weight, exact, atol=0.02)
+    assert curve.method == "laplace" and np.all(curve.log_weight_stderr == 0)
+
+
+def test_splitting_matches_bernoulli():
+    posterior = cf.bernoulli_model(np.array([0.0, 1.0]))
+    eps = np.logspace(-8, 0.5, 16)
+    curve = weight_curve(
+        posterior, bernoulli_kl(posterior), eps, key=jax.random.key(2), num_particles=500
+    )
+    exact = np.array([cf.bernoulli_log_weight(e, P0) for e in eps])
+    assert exact.min() < -8
+    assert_matches(curve, exact)
+
+
+@pytest.mark.parametrize("eps", [[0.1, 0.0], [-1.0], [], [np.nan]])
+def test_bad_eps_raises(location, eps):
+    posterior, kl, _, _ = location
+    with pytest.raises(ValueError, match="eps"):
+        weight_curve(posterior, kl, eps, key=jax.random.key(0))
+
+
+def test_bad_arguments_raise(location):
+    posterior, kl, eps, _ = location
+    with pytest.raises(ValueError, match="method"):
+        weight_curve(posterior, kl, eps, key=jax.random.key(0), method="nested")
+    with pytest.raises(TypeError, match="kl"):
+        weight_curve(posterior, 1.0, eps, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="fraction"):
+        weight_curve(posterior, kl, eps, key=jax.random.key(0), fraction=1.5)
+
+
+def _teacher_student(num_points=64, sigma=0.5):
+    teacher = eqx.nn.MLP(1, 1, 3, 1, activation=jnp.tanh, key=jax.random.key(10))
+    student = eqx.nn.MLP(1, 1, 3, 1, activation=jnp.tanh, key=jax.random.key(11))
+    x = jax.random.normal(jax.random.key(12), (num_points, 1))
+    f0 = jax.vmap(teacher)(x)
+    y = f0[:, 0] + sigma * jax.random.normal(jax.random.key(13), (num_points,))
+    model = bo.Model(student, bo.priors.Normal(1.0), bo.likelihoods.Gaussian(sigma))
+    return bo.Posterior(model, bo.Data(x, y)), f0, y
+
+
+def test_network_posterior_runs_finite_monotone():
+    posterior, f0, _ = _teacher_student()
+    kl = kl_gaussian_outputs(posterior, f0, 0.5)
+    eps = np.logspace(-2, 1, 6)
+    curve = weight_curve(
+        posterior,
+        kl,
+        eps,
+        key=jax.random.key(3),
+        num_particles=100,
+        num_runs=2,
+        max_mcmc_steps=40,
+    )
+    assert np.all(np.isfinite(curve.log_weight))
+    assert np.all(np.diff(curve.log_weight) >= 0) and curve.log_weight.max() <= 0
+    assert curve.log_weight[0] < -1
+
+
+def test_sampled_kl_agrees_with_exact_in_y():
+    """On a large truth sample, K_m with sampled y is the exact-in-y K up to its noise."""
+    sigma = 0.5
+    posterior, f0, y = _teacher_student(num_points=2000, sigma=sigma)
+    truth = -0.5 * ((y - f0[:, 0]) / sigma) ** 2 - math.log(sigma * math.sqrt(2 * math.pi))
+    sampled = kl_from_sample(posterior, truth)
+    exact = kl_gaussian_outputs(posterior, f0, sigma)
+    for k in jax.random.split(jax.random.key(4), 2):
+        position = posterior.model.sample_prior(k)
+        a, b = float(sampled(position)), float(exact(position))
+        assert abs(a - b) <= 5 * math.sqrt(2 * b / 2000) + 1e-4, (a, b)
+    with pytest.raises(ValueError, match="truth_loglik"):
+        kl_from_sample(posterior, truth[:10])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d, lo", [(20, -2.5), (100, -0.5)])
+def test_splitting_matches_linear_gaussian(d, lo):
+    """Noncentral chi^2 weight at moderate dimension (log W down to ~ -50 at d = 20, ~ -33 at
+    d = 100): the Metropolis moves must mix in d dimensions (about 3d steps per level)."""
+    problem = cf.linear_gaussian_problem(jax.random.key(1), 10, d)
+    w0 = jnp.asarray(problem.w0, jnp.float32)
+    scale = problem.input_cov_scale / (2 * problem.sigma**2)
+
+    def kl(position):
+        return scale * jnp.sum((position["w"] - w0) ** 2)
+
+    eps = np.logspace(lo, 0.5, 7)
+    curve = weight_curve(problem.posterior, kl, eps, key=jax.random.key(5), num_particles=500)
+    args = (problem.w0, problem.s, problem.sigma, problem.input_cov_scale)
+    exact = np.array([cf.linear_gaussian_log_weight(e, *args) for e in eps])
+    assert exact.min() < -30
+    assert_matches(curve, exact, floor=0.2)
+    assert not curve.collapsed and not curve.diagnostics["poorly_mixed"]
