@@ -256,7 +256,7 @@ def _demo(args: argparse.Namespace) -> int:
     runs: dict[str, Any] = {}
     timings: dict[str, float] = {}
     plan = [
-        ("nuts", dict(chains=4, warmup=200, draws=200)),
+        ("nuts", dict(chains=4, warmup=300, draws=300)),
         ("sgld", dict(chains=4, warmup=2000, draws=200, thinning=25)),
         ("ensemble", dict(chains=8)),
     ]
