@@ -15,8 +15,8 @@ For each teacher and width:
    of the posterior predictive after t points. r_t is measured on the test inputs (the
    expectation over y by Gauss-Hermite quadrature) with SGLD ensembles (4 chains) on the
    first t points (t = 0 is the prior predictive), and R_n is the trapezoid sum of r_t over t
-   on the grid. For the narrowest student it is cross-checked against the data-annealed SMC estimate of the realised regret
-   (`bo.lens.regret`, prequential).
+   on the grid. For the narrowest student it is cross-checked against the data-annealed SMC
+   estimate of the realised regret (`bo.lens.regret`, prequential).
 2. The weight of the hypothesis -log W(eps), K(theta) = E_x (f_theta(x) - f0(x))^2 / (2 sigma^2)
    on 256 fixed inputs (`bo.lens.kl_gaussian_outputs`), by multilevel splitting
    (`bo.lens.weight_curve`), and the bound chain (`bo.lens.bounds`).
