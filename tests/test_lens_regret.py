@@ -81,6 +81,7 @@ def test_regret_curve_matches_exact_at_every_n(bernoulli):
     dataset = result.to_dataset()
     assert dataset["regret"].dims == ("n",) and dataset["regret_stderr"].dims == ("n",)
     np.testing.assert_array_equal(dataset["n"], result.n)
+    assert "bound" in result.to_dataset(bound=0.5 * np.log(result.n) + 1.0)
     assert "regret vs the truth at n=20" in str(result) and result.reliable
 
 

@@ -67,18 +67,26 @@ class RegretResult:
         """Not collapsed, and the final regret is finite."""
         return (not self.collapsed) and bool(np.isfinite(self.regret[-1]))
 
-    def to_dataset(self) -> Any:
+    def to_dataset(self, bound: Any = None) -> Any:
         """An `xarray.Dataset` with `regret`, `regret_stderr`, `truth_loglik` and
-        `code_length_nats` along the dimension `n`."""
+        `code_length_nats` along the dimension `n` (the `lens` DataTree group that the HTML
+        report plots); `bound`, an `(m,)` array of upper bounds on the regret (e.g.
+        (d/2) log n + c), is added as `bound` when given."""
         import xarray as xr
 
+        variables = {
+            "regret": ("n", self.regret),
+            "regret_stderr": ("n", self.regret_stderr),
+            "truth_loglik": ("n", self.truth_loglik),
+            "code_length_nats": ("n", self.code_length_nats),
+        }
+        if bound is not None:
+            bound = np.asarray(bound, np.float64)
+            if bound.shape != self.n.shape:
+                raise ValueError(f"`bound` must have shape {self.n.shape}, got {bound.shape}.")
+            variables["bound"] = ("n", bound)
         return xr.Dataset(
-            {
-                "regret": ("n", self.regret),
-                "regret_stderr": ("n", self.regret_stderr),
-                "truth_loglik": ("n", self.truth_loglik),
-                "code_length_nats": ("n", self.code_length_nats),
-            },
+            variables,
             coords={"n": self.n},
             attrs={"reference": self.reference, "collapsed": int(self.collapsed)},
         )
