@@ -280,9 +280,9 @@ def config(quick: bool) -> dict:
         ts=(4, 16, 64, 256),
         ns=(4, 16, 64, 256),
         eps=np.geomspace(0.03, 5.0, 10),
-        particles=128,
+        particles=64,
         weight_runs=2,
-        kl_points=128,
+        kl_points=64,
         warmup=2000,
         draws=100,
         thinning=10,
@@ -293,11 +293,33 @@ def config(quick: bool) -> dict:
     )
 
 
+def _save(path: Path, cfg, results, smc, start) -> float:
+    """Write what is measured so far (after every student, so a long run keeps its results)."""
+    elapsed = time.perf_counter() - start
+    payload = {
+        "config": {k: np.asarray(v).tolist() for k, v in cfg.items()},
+        "results": results,
+        "smc_cross_check": smc,
+        "seconds": elapsed,
+    }
+    path.write_text(json.dumps(payload, indent=1))
+    return elapsed
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--plot-only", action="store_true", help="re-plot the saved results")
     args = parser.parse_args(argv)
     cfg = config(args.quick)
+    out = ROOT / "examples" / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    saved = out / f"universality_lens{suffix}.json"
+    figures = out if args.quick else ROOT / "docs" / "img"
+    if args.plot_only:
+        plot(json.loads(saved.read_text())["results"], figures)
+        return
     key = jax.random.key(0)
     results, report_run = [], None
     start = time.perf_counter()
@@ -308,22 +330,13 @@ def main(argv=None):
                 name, width, cfg, jax.random.fold_in(key, 100 * i + j)
             )
             results.append(result)
+            _save(saved, cfg, results, None, start)
             if name == "simple" and width == cfg["widths"][-2 if len(cfg["widths"]) > 2 else -1]:
                 report_run = (ensembles[max(ensembles)], problem, curve, chain)
     smc = smc_cross_check(cfg, jax.random.fold_in(key, 999))
     log(f"SMC cross-check: {smc}")
-    elapsed = time.perf_counter() - start
-    out = ROOT / "examples" / "output"
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    payload = {
-        "config": {k: np.asarray(v).tolist() for k, v in cfg.items()},
-        "results": results,
-        "smc_cross_check": smc,
-        "seconds": elapsed,
-    }
-    (out / f"universality_lens{suffix}.json").write_text(json.dumps(payload, indent=1))
-    plot(results, ROOT / "docs" / "img" if not args.quick else out)
+    elapsed = _save(saved, cfg, results, smc, start)
+    plot(results, figures)
     if report_run is not None:
         ensemble, problem, curve, chain = report_run
         tree = bo.to_datatree(ensemble, problem.posterior, test=problem.test, name="SGLD")
