@@ -108,11 +108,19 @@ def instantaneous_regret(ensemble, test, teacher, nodes: int = 16) -> tuple[floa
 
 
 def cumulative(ts, r, r_se, n):
-    """R_n = sum_{t<n} r_t, r linear between the grid points (trapezoid on integers)."""
-    grid = np.arange(n)
-    values = np.interp(grid, ts, r)
+    """R_n = sum_{t<n} r_t with r interpolated between the grid points: linearly from t = 0 to
+    the first positive t, then as a power law (linear in log t, log r), the shape of a
+    regret rate r_t ~ c / t^a. Standard errors add (neighbouring errors are correlated)."""
+    ts, r, r_se = (np.asarray(v, float) for v in (ts, r, r_se))
+    grid = np.arange(n, dtype=float)
+    head = grid < ts[1]
+    values = np.empty_like(grid)
+    values[head] = np.interp(grid[head], ts, r)
+    tail = grid[~head]
+    positive = np.maximum(r[1:], 1e-12)
+    values[~head] = np.exp(np.interp(np.log(tail), np.log(ts[1:]), np.log(positive)))
     ses = np.interp(grid, ts, r_se)
-    return float(values.sum()), float(ses.sum())  # errors of neighbours are correlated: add
+    return float(values.sum()), float(ses.sum())
 
 
 def run_one(teacher_name, width, cfg, key):
@@ -257,6 +265,30 @@ def plot(results, out_dir: Path):
     plt.close(fig)
 
 
+def table(results) -> None:
+    """The measurements as a markdown table (for the docs page)."""
+    print(
+        "| teacher | width | weights | d_eff | R_n at n = "
+        + ", ".join(str(n) for n in results[0]["n"])
+        + " | -log W(eps) at eps = "
+        + ", ".join(f"{e:.2g}" for e in results[0]["eps"][::3])
+        + " | bound min_eps at n = "
+        + str(results[0]["n"][-1])
+        + " |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        regret = ", ".join(
+            f"{v:.1f} ± {s:.1f}" for v, s in zip(r["regret"], r["regret_se"], strict=True)
+        )
+        weight = ", ".join(f"{v:.1f}" for v in r["neg_log_weight"][::3])
+        print(
+            f"| {r['teacher']} | {r['width']} | {r['num_params']} | "
+            f"{r['effective_dimension']:.1f} ± {r['effective_dimension_se']:.1f} | {regret} | "
+            f"{weight} | {r['resolvability_bound'][-1]:.1f} |"
+        )
+
+
 def config(quick: bool) -> dict:
     if quick:
         return dict(
@@ -317,8 +349,13 @@ def main(argv=None):
     suffix = "_quick" if args.quick else ""
     saved = out / f"universality_lens{suffix}.json"
     figures = out if args.quick else ROOT / "docs" / "img"
-    if args.plot_only:
-        plot(json.loads(saved.read_text())["results"], figures)
+    if args.plot_only:  # re-derive R_n from the saved r_t, re-plot, print the table
+        results = json.loads(saved.read_text())["results"]
+        for r in results:
+            curve = [cumulative(r["t"], r["r_t"], r["r_t_se"], n) for n in r["n"]]
+            r["regret"], r["regret_se"] = [c[0] for c in curve], [c[1] for c in curve]
+        plot(results, figures)
+        table(results)
         return
     key = jax.random.key(0)
     results, report_run = [], None
