@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -76,19 +77,31 @@ def prior_ensemble(posterior, key, num_members: int) -> bo.Ensemble:
     return bo.Ensemble(params, {}, config, posterior.model, posterior.data.target_shape)
 
 
-def sgld_ensemble(posterior, key, cfg) -> bo.Ensemble:
+def sgld_ensemble(posterior, key, cfg) -> tuple[bo.Ensemble, float]:
+    """4 SGLD chains, each started at its own MAP (jittered), at the configured step size;
+    if every chain turns non-finite (the step is too large for this width and n) the step is
+    quartered, up to three times. Returns the healthy chains and the step size used."""
     batch = min(32, posterior.num_data)
-    return bo.sample(
-        posterior,
-        bo.SGLD(step_size=cfg["step_size"], batch_size=batch),
-        key=key,
-        num_chains=4,
-        num_warmup=cfg["warmup"],
-        num_draws=cfg["draws"],
-        thinning=cfg["thinning"],
-        init="prior",
-        progress=False,
-    )
+    step_size = cfg["step_size"]
+    for _ in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ensemble = bo.sample(
+                posterior,
+                bo.SGLD(step_size=step_size, batch_size=batch),
+                key=key,
+                num_chains=4,
+                num_warmup=cfg["warmup"],
+                num_draws=cfg["draws"],
+                thinning=cfg["thinning"],
+                init="map",
+                map_steps=cfg["map_steps"] // 2,
+                progress=False,
+            )
+        if bool(np.asarray(ensemble.chain_ok()).any()):
+            return ensemble.healthy(), step_size
+        step_size /= 4
+    raise RuntimeError(f"SGLD diverged on every chain down to step size {step_size * 4:.2g}")
 
 
 def instantaneous_regret(ensemble, test, teacher, nodes: int = 16) -> tuple[float, float]:
@@ -140,8 +153,8 @@ def run_one(teacher_name, width, cfg, key):
             ensemble = prior_ensemble(full, k_prior, 400)
         else:
             posterior = bo.Posterior(full.model, full.data.take(jnp.arange(t)))
-            ensemble = sgld_ensemble(posterior, jax.random.fold_in(k_sgld, i), cfg)
-            ensemble = ensemble.healthy()
+            ensemble, step = sgld_ensemble(posterior, jax.random.fold_in(k_sgld, i), cfg)
+            result.setdefault("step_sizes", []).append(step)
         r, se = instantaneous_regret(ensemble, test, teacher)
         ensembles[t] = ensemble
         ts.append(t)
@@ -315,9 +328,9 @@ def config(quick: bool) -> dict:
         particles=64,
         weight_runs=2,
         kl_points=64,
-        warmup=2000,
+        warmup=1000,
         draws=100,
-        thinning=10,
+        thinning=5,
         step_size=5e-5,
         map_steps=2000,
         smc_n=64,
@@ -342,6 +355,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--plot-only", action="store_true", help="re-plot the saved results")
+    parser.add_argument("--resume", action="store_true", help="skip students already saved")
     args = parser.parse_args(argv)
     cfg = config(args.quick)
     out = ROOT / "examples" / "output"
@@ -359,9 +373,13 @@ def main(argv=None):
         return
     key = jax.random.key(0)
     results, report_run = [], None
+    if args.resume and saved.exists():  # keep the students already measured
+        results = json.loads(saved.read_text())["results"]
     start = time.perf_counter()
     for i, name in enumerate(TEACHERS):
         for j, width in enumerate(cfg["widths"]):
+            if any(r["teacher"] == name and r["width"] == width for r in results):
+                continue
             log(f"{name} teacher, width {width}")
             result, ensembles, curve, chain, problem = run_one(
                 name, width, cfg, jax.random.fold_in(key, 100 * i + j)
