@@ -78,9 +78,11 @@ def prior_ensemble(posterior, key, num_members: int) -> bo.Ensemble:
 
 
 def sgld_ensemble(posterior, key, cfg) -> tuple[bo.Ensemble, float]:
-    """4 SGLD chains, each started at its own MAP (jittered), at the configured step size;
-    if every chain turns non-finite (the step is too large for this width and n) the step is
-    quartered, up to three times. Returns the healthy chains and the step size used."""
+    """4 SGLD chains at the configured step size; if every chain turns non-finite (the step is
+    too large for this width and n) the step is quartered, up to three times. The chains start
+    from prior draws while the data are few (t <= 16: the posterior is still broad, and chains
+    started at MAPs barely leave them) and from jittered MAPs after (the posterior is
+    concentrated and prior starts are far from it). Returns the healthy chains and the step."""
     batch = min(32, posterior.num_data)
     step_size = cfg["step_size"]
     for _ in range(4):
@@ -94,7 +96,7 @@ def sgld_ensemble(posterior, key, cfg) -> tuple[bo.Ensemble, float]:
                 num_warmup=cfg["warmup"],
                 num_draws=cfg["draws"],
                 thinning=cfg["thinning"],
-                init="map",
+                init="prior" if posterior.num_data <= 16 else "map",
                 map_steps=cfg["map_steps"] // 2,
                 progress=False,
             )
