@@ -227,9 +227,8 @@ def test_numpyro_style_tree_with_classes_and_no_extras(tmp_path):
     assert alts.count("trace plots") == 2 and alts.count("rank plots") == 2
     assert len(_images(text)) == len(alts)
     assert "No LOO comparison" in text and "classes (no log_likelihood group)" in text
-    assert _unavailable(text) == [
-        "plot unavailable: ValueError: no predictive_metrics group (pass test= to bo.to_datatree)"
-    ]
+    assert _unavailable(text) == []
+    assert "No reliability diagram" in text and "No predictive plot for this task" in text
 
 
 # -- robustness -----------------------------------------------------------------------------------

@@ -301,10 +301,13 @@ def _scalar_metrics(tree: xr.DataTree) -> dict[str, float]:
 def _metrics_table(tree: xr.DataTree) -> str:
     metrics = _scalar_metrics(tree)
     if not metrics:
-        return (
-            '<p class="note">No predictive metrics: the tree has no predictive_metrics group '
-            "(pass <code>test=</code> to <code>bo.to_datatree</code>).</p>"
+        hint = (
+            " (pass <code>test=</code> to <code>bo.to_datatree</code>)"
+            if tree.attrs.get("task") in ("regression", "classification")
+            else ""
         )
+        return f'<p class="note">No predictive metrics: the tree has no held-out data{hint}.</p>'
+
     num_test = tree["predictive_metrics"].attrs.get("num_test")
     note = f'<p class="note">On {_e(num_test)} held-out points.</p>' if num_test else ""
     return note + _table(["metric", "value"], [[k, v] for k, v in metrics.items()])
@@ -423,7 +426,20 @@ def _azp_figure(function: str, *args: Any, **kwargs: Any) -> Any:
     import arviz_plots as azp
 
     collection = getattr(azp, function)(*args, backend="matplotlib", **kwargs)
-    return collection.viz["figure"].item()
+    figure = collection.viz["figure"].item()
+    figure.set_layout_engine("constrained")  # no clipped titles, no overlapping labels
+    return figure
+
+
+def _flat_labeller() -> Any:
+    """Panel titles `f[0]` on one line (ArviZ's default stacks `f` over `0`)."""
+    from arviz_base.labels import BaseLabeller
+
+    class FlatLabeller(BaseLabeller):
+        def make_label_vert(self, var_name, sel, isel):
+            return self.make_label_flat(var_name, sel, isel)
+
+    return FlatLabeller()
 
 
 def _new_figure(width: float = 7.0, height: float = 4.0) -> Any:
@@ -474,14 +490,15 @@ def _convergence(tree: xr.DataTree) -> str:
             "plots do not apply. The spread between members shows in the predictions "
             "below.</p>"
         )
-    subset = _diagnosed_tree(tree)
+    subset, labeller = _diagnosed_tree(tree), _flat_labeller()
+    min_ess = 100 * int(sizes["chain"])
     names = ", ".join(str(v) for v in subset["posterior"].data_vars)
     parts = [
         f'<p class="note">Diagnosed function-space variables shown: {_e(names)} (first '
         f"{_MAX_ELEMENTS} elements of each dim). Raw weights are not diagnosed: permuting "
         "hidden units gives the same function, so weight-space R-hat is meaningless.</p>",
         _figure(
-            lambda: _azp_figure("plot_trace_dist", subset, compact=True),
+            lambda: _azp_figure("plot_trace_dist", subset, compact=True, labeller=labeller),
             "trace plots",
             "Trace (right) and per-chain distributions (left): chains should overlap and "
             "look like stationary noise, without trends or stuck stretches.",
@@ -490,7 +507,7 @@ def _convergence(tree: xr.DataTree) -> str:
     if sizes["chain"] > 1:
         parts.append(
             _figure(
-                lambda: _azp_figure("plot_rank", subset),
+                lambda: _azp_figure("plot_rank", subset, labeller=labeller),
                 "rank plots",
                 "Rank ECDF differences per chain, with a simultaneous envelope: lines leaving "
                 "the envelope mean the chains explore different regions.",
@@ -498,10 +515,10 @@ def _convergence(tree: xr.DataTree) -> str:
         )
     parts.append(
         _figure(
-            lambda: _azp_figure("plot_ess", subset),
+            lambda: _azp_figure("plot_ess", subset, labeller=labeller, min_ess=min_ess),
             "ESS plots",
-            "Local effective sample size along quantiles; the dashed line is the 400 that "
-            "reliable R-hat and quantile estimates need (100 per chain for 4 chains).",
+            f"Local effective sample size along quantiles; the dashed line is {min_ess}, "
+            "100 per chain, the verdict table's threshold (Vehtari et al. 2021).",
         )
     )
     stats = tree["sample_stats"] if "sample_stats" in tree.children else None
@@ -546,6 +563,11 @@ def _predictions(tree: xr.DataTree) -> str:
             "posterior predictive check",
             "Training targets against the posterior predictive median with its 90% interval; "
             "points should scatter around the diagonal, about 90% of intervals crossing it.",
+        )
+    if task == "classification" and "predictive_metrics" not in tree.children:
+        return (
+            '<p class="note">No reliability diagram: it is drawn on held-out data, and the tree '
+            "has none (pass <code>test=</code> to <code>bo.to_datatree</code>).</p>"
         )
     if task == "classification":
         return _figure(
