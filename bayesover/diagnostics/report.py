@@ -86,9 +86,9 @@ def report(
     **Returns:** `path` as a `Path`.
     """
     runs = _check_trees(trees)
-    path = _check_path(path, overwrite)
     if title is not None and not isinstance(title, str):
         raise TypeError(f"`title` must be a str or None, got {type(title).__name__}.")
+    path = _check_path(path, overwrite)
     document = _document(runs, title or "bayesover diagnostics report")
     _write_atomic(path, document)
     return path
