@@ -111,3 +111,43 @@ def test_learning_coefficient_singular_is_below_half_the_dimension():
     )
     assert 0.0 < result.value < 0.6, result
     assert result.value + 3 * result.stderr < 1.0
+
+
+def _product_log_weight(eps):
+    """log P(|ab| <= sqrt(2 eps)), a, b ~ N(0, 1) independent, by quadrature over a."""
+    import math
+
+    import scipy.integrate
+
+    t = math.sqrt(2 * eps)
+
+    def f(a):
+        return math.exp(-a * a / 2) / math.sqrt(2 * math.pi) * math.erf(t / a / math.sqrt(2))
+
+    inner = scipy.integrate.quad(f, 0, t, limit=200, epsabs=0, epsrel=1e-12)[0]
+    outer = scipy.integrate.quad(f, t, 40, limit=400, epsabs=0, epsrel=1e-12)[0]
+    return math.log(2 * (inner + outer))
+
+
+@pytest.mark.slow
+def test_weight_slope_is_the_learning_coefficient_singular():
+    """K(a, b) = (ab)^2 / 2 (y = abx + noise at a = b = 0, E x^2 = 1): W(eps) ~ c eps^(1/2)
+    log(1/eps) (lambda = 1/2, m = 2), against d/2 = 1 for a regular model. The splitting curve
+    matches the exact W, and the slope of log W - log log(1/eps) at small eps is lambda."""
+    from bayesover.lens.weight import weight_curve
+
+    x = jax.random.normal(jax.random.key(12), (10,))
+    posterior = bo.Posterior.from_numpyro(_product, x, jnp.zeros(10))
+
+    def kl(position):
+        return 0.5 * (position["a"] * position["b"]) ** 2
+
+    eps = np.logspace(-12, 0, 13)
+    curve = weight_curve(posterior, kl, eps, key=jax.random.key(15), num_particles=500)
+    exact = np.array([_product_log_weight(e) for e in eps])
+    error = np.abs(curve.log_weight - exact)
+    assert np.all(error <= np.maximum(3 * curve.log_weight_stderr, 0.1)), (curve, exact)
+    small = eps <= 1e-8
+    corrected = curve.log_weight[small] - np.log(np.log(1 / eps[small]))
+    slope = np.polyfit(np.log(eps[small]), corrected, 1)[0]
+    assert abs(slope - 0.5) < 0.05, slope

@@ -12,12 +12,17 @@ estimators:
       log W(eps) = sum_{j<k} log r_j + log #{i : K_i <= eps} / N,
 
   unbiased for W(eps) / W(L_k) since the stage-k particles are prior draws restricted to
-  {K < L_k}. The killed particles are replaced by copies of survivors, moved by Metropolis
-  steps that leave the prior restricted to {K < L} invariant: random walk with the survivors'
-  covariance (shrunk to its diagonal by 10%; diagonal only above `full_covariance_max`
-  dimensions), accepted with probability min(1, w(theta') / w(theta)) if K(theta') < L; its scale
-  is tuned towards `target_acceptance` on the population's acceptance. One run gives the whole
-  curve, down to min(eps); `num_runs` independent runs give the mean of log W and its stderr.
+  {K < L_k}. The killed particles are replaced by copies of survivors, and everyone moves by
+  Metropolis steps that leave the prior restricted to {K < L} invariant: a random walk with the
+  survivors' covariance (its correlation shrunk towards I, Ledoit-Wolf; diagonal only above
+  `full_covariance_max` dimensions), accepted with probability min(1, w(theta') / w(theta))
+  if K(theta') < L, its scale tuned towards `target_acceptance` on the population's acceptance.
+  The steps come in blocks of `num_mcmc_steps` until the particles are decorrelated from where
+  the level started them (mean squared whitened jump >= `target_mixing` * 2d, and rank
+  correlation of K before/after <= 0.1) or `max_mcmc_steps`: clones that have not spread out
+  sit too deep and bias W UP (about 3d steps per level are needed in d dimensions).
+  One run gives the whole curve down to min(eps); `num_runs` independent runs give the mean
+  of log W and its stderr.
 - `"laplace"`: the quadratic model K ~ (1/2) delta^T H delta at theta0 (see `weight_curve`).
 """
 
@@ -45,6 +50,11 @@ _COLLAPSE_ACCEPTANCE = 0.01
 _COLLAPSE_MOVED = 0.5
 _COLLAPSE_MIXING = 0.25
 _DENSE_HESSIAN_MAX = 1000
+_MAX_CORRELATION = 0.1
+
+
+def _ranks(values):
+    return jnp.argsort(jnp.argsort(values)).astype(values.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +69,11 @@ class WeightCurve:
       deterministic "laplace").
     - `method`: `"splitting"` or `"laplace"`.
     - `num_levels`: splitting levels of the longest run (0 for "laplace").
-    - `diagnostics`: per-method arrays: splitting `acceptance` and `moved` `(num_runs, levels)`
-      (acceptance rate, fraction of particles that moved at each level), `levels` and
-      `log_mass` (the levels L_k and log W(L_k)), `reason` when collapsed; laplace
-      `eigenvalues`, `stiff` (directions counted), `log_prior_density`.
+    - `diagnostics`: per-method arrays: splitting `(num_runs, levels)` arrays `acceptance`,
+      `moved` (fraction of particles that moved), `mixing` (squared whitened jump / 2d),
+      `correlation` (rank correlation of K before/after), `steps`, `levels` L_k and `log_mass`
+      log W(L_k); `runs` (the per-run curves), `poorly_mixed`, `reason` when collapsed;
+      laplace `eigenvalues`, `stiff` (directions counted per eps), `log_prior_density`.
     - `collapsed`: the estimate is not to be trusted: the Metropolis moves stopped (acceptance
       < 1% or fewer than half the particles moved at a level), fewer than 2 particles survived a
       level (a plateau of K), or the level cap was hit before min(eps).
@@ -148,7 +159,10 @@ def weight_curve(
     - `method`: `"splitting"` (see the module docstring) or `"laplace"`.
 
     Splitting: `num_particles` N, `num_runs`, `fraction` rho (survivors per level),
-    `num_mcmc_steps` per level, `max_levels`, `target_acceptance`, `full_covariance_max`.
+    `num_mcmc_steps` (a block of Metropolis steps), `max_mcmc_steps` per level (default
+    max(50 blocks, 10 d)), `target_mixing`, `max_levels`, `target_acceptance`,
+    `full_covariance_max`. Cost: about N * log(1/W(min eps)) / log(1/rho) * 3d evaluations of K
+    and log w; the levels run in one compiled while loop, the particles vectorised.
 
     Laplace: W(eps) ~ prior mass of the ellipsoid E = {(1/2) delta^T H delta <= eps},
     delta = theta - theta0, H the Hessian of K at theta0 (`truth_position`, else the minimiser
@@ -271,6 +285,7 @@ def _splitting(target, kl, grid, key, **options) -> WeightCurve:
         "moved": moved,
         "mixing": mixing,
         "steps": np.stack([r["steps"][:width] for r in runs]),
+        "correlation": np.stack([r["correlation"][:width] for r in runs]),
         "levels": np.stack([r["levels"][:width] for r in runs]),
         "log_mass": np.stack([r["log_mass"][:width] for r in runs]),
         "num_levels_per_run": levels,
@@ -333,17 +348,24 @@ def _splitting_run(
     num_grid = grid.shape[0]
 
     def proposal_factor(x, alive, count):
-        weights = alive / count
-        mean = weights @ x
+        """Cholesky factor of the survivors' covariance: the correlation matrix shrunk towards
+        I with the Ledoit-Wolf intensity (a sample covariance in d ~ N dimensions has a wide,
+        wrong spectrum, and the random walk then crawls along the underestimated directions)."""
+        mean = (alive / count) @ x
         centred = (x - mean) * jnp.sqrt(alive)[:, None]
-        if d <= full_covariance_max:
-            cov = centred.T @ centred / jnp.maximum(count - 1.0, 1.0)
-            diag = jnp.diag(cov)
-            cov = 0.9 * cov + 0.1 * jnp.diag(diag)
-            tiny = 1e-12 * (jnp.mean(diag) + 1e-30)
-            return jnp.linalg.cholesky(cov + tiny * jnp.eye(d))
         var = jnp.sum(centred**2, axis=0) / jnp.maximum(count - 1.0, 1.0)
-        return jnp.diag(jnp.sqrt(var + 1e-12 * (jnp.mean(var) + 1e-30)))
+        std = jnp.sqrt(var + 1e-12 * (jnp.mean(var) + 1e-30))
+        if d > full_covariance_max:
+            return jnp.diag(std)
+        z = centred / std
+        corr = z.T @ z / count
+        # sum_k ||z_k z_k^T - R||_F^2 over the survivors (the dead rows of z are zero)
+        spread = jnp.sum(jnp.sum(z**2, axis=1) ** 2) - 2 * jnp.sum((z @ corr) * z)
+        spread = spread + count * jnp.sum(corr**2)
+        distance = jnp.sum((corr - jnp.eye(d)) ** 2)
+        shrink = jnp.clip(spread / (count**2 * distance + 1e-30), 0.0, 1.0)
+        corr = (1 - shrink) * corr + shrink * jnp.eye(d)
+        return std[:, None] * jnp.linalg.cholesky(corr + 1e-9 * jnp.eye(d))
 
     def metropolis(carry, step_key):
         x, K, LP, log_scale, moved, factor, level = carry
@@ -388,35 +410,49 @@ def _splitting_run(
         # resample the killed particles from the survivors, then move everyone
         key_pick, key_move, key_next = jax.random.split(state["key"], 3)
         survivors = jnp.argsort(~alive, stable=True)  # the survivors' indices first
-        pick = survivors[jax.random.randint(key_pick, (n_part,), 0, count)]
+        u = jax.random.uniform(key_pick, (n_part,), x.dtype)  # (cheaper to compile than randint)
+        pick = survivors[jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)]
         index = jnp.where(alive, jnp.arange(n_part), pick)
         x, K, LP = x[index], K[index], LP[index]
         factor = proposal_factor(state["x"], alive.astype(x.dtype), count.astype(x.dtype))
 
         def move(_):
+            start_rank = _ranks(K)
+
             def block(carry):
-                inner, num_done, rate_sum, _ = carry
+                inner, num_done, rate_sum, _, _ = carry
                 keys = jax.random.split(jax.random.fold_in(key_move, num_done), num_steps)
                 inner, rates = jax.lax.scan(metropolis, inner, keys)
                 # squared jump in the survivors' whitened coordinates / 2d: ~1 once decorrelated
                 jump = jax.scipy.linalg.solve_triangular(factor, (inner[0] - x).T, lower=True)
                 mixing = jnp.mean(jnp.sum(jump**2, axis=0)) / (2 * d)
-                return inner, num_done + num_steps, rate_sum + jnp.sum(rates), mixing
+                # rank correlation of K before and after: ~0 once K forgot where it started
+                correlation = jnp.corrcoef(start_rank, _ranks(inner[1]))[0, 1]
+                rate_sum = rate_sum + jnp.sum(rates)
+                return inner, num_done + num_steps, rate_sum, mixing, correlation
 
             def more(carry):
-                return (carry[3] < target_mixing) & (carry[1] < max_steps)
+                mixed = (carry[3] >= target_mixing) & (carry[4] <= _MAX_CORRELATION)
+                return ~mixed & (carry[1] < max_steps)
 
             inner = (x, K, LP, state["log_scale"], jnp.zeros((n_part,), bool), factor, level)
             zero = jnp.zeros((), x.dtype)
-            inner, num_done, rate_sum, mixing = jax.lax.while_loop(
-                more, block, block((inner, jnp.zeros((), jnp.int32), zero, zero))
+            inner, num_done, rate_sum, mixing, correlation = jax.lax.while_loop(
+                more, block, block((inner, jnp.zeros((), jnp.int32), zero, zero, zero))
             )
-            rate = rate_sum / num_done
-            stats = jnp.stack([rate, jnp.mean(inner[4]), mixing, num_done.astype(x.dtype)])
+            stats = jnp.stack(
+                [
+                    rate_sum / num_done,
+                    jnp.mean(inner[4]),
+                    mixing,
+                    num_done.astype(x.dtype),
+                    correlation,
+                ]
+            )
             return (*inner[:4], stats)
 
         def skip(_):
-            return x, K, LP, state["log_scale"], jnp.full((4,), jnp.nan, x.dtype)
+            return x, K, LP, state["log_scale"], jnp.full((5,), jnp.nan, x.dtype)
 
         x, K, LP, log_scale, stats = jax.lax.cond(stop, skip, move, None)
         return {
@@ -451,7 +487,7 @@ def _splitting_run(
         "stop": jnp.zeros((), bool),
         "plateau": jnp.zeros((), bool),
         "capped": jnp.zeros((), bool),
-        "stats": jnp.full((max_levels, 4), jnp.nan, x.dtype),
+        "stats": jnp.full((max_levels, 5), jnp.nan, x.dtype),
         "levels": history,
         "log_mass_hist": history,
     }
@@ -463,6 +499,7 @@ def _splitting_run(
         "moved": state["stats"][:, 1],
         "mixing": state["stats"][:, 2],
         "steps": state["stats"][:, 3],
+        "correlation": state["stats"][:, 4],
         "levels": state["levels"],
         "log_mass": state["log_mass_hist"],
         "plateau": state["plateau"],
