@@ -71,31 +71,7 @@ def classification():
     """Breast-cancer classifier, a deep ensemble of four members, with held-out metrics."""
     problem = bo.builders.load_problem("classifier_mlp")
     ensemble = bo.deep_ensemble(problem.posterior, 4, None, 200, jax.random.key(0))
-    try:
-        return bo.to_datatree(ensemble, problem.posterior, test=problem.test)
-    except ValueError:
-        # to_datatree's classification metrics put `bin_edges` (B + 1) on the dim `bin` (B)
-        # and fail; until that is fixed, attach the documented layout here.
-        tree = bo.to_datatree(ensemble, problem.posterior)
-        tree["predictive_metrics"] = xr.DataTree(_classification_metrics(ensemble, problem.test))
-        return tree
-
-
-def _classification_metrics(ensemble, test):
-    predictive = ensemble.predict(test.inputs)
-    probs, labels = predictive.probs, test.targets.astype(jnp.int32)
-    curve = bo.metrics.calibration_curve(probs, labels)
-    scalars = {
-        "nll": float(bo.metrics.nll(predictive.log_prob(test.targets))),
-        "accuracy": float(bo.metrics.accuracy(probs, labels)),
-        "brier": float(bo.metrics.brier(probs, labels)),
-        "ece": float(bo.metrics.ece(probs, labels)),
-    }
-    curves = {
-        f"calibration_{field}": ("bin", np.asarray(getattr(curve, field)))
-        for field in ("confidence", "accuracy", "count")
-    }
-    return xr.Dataset({k: ((), v) for k, v in scalars.items()} | curves)
+    return bo.to_datatree(ensemble, problem.posterior, test=problem.test)
 
 
 def _lens():

@@ -19,7 +19,9 @@ Groups (ArviZ's names, dims `chain`, `draw` first):
 - `posterior_predictive`: one draw of y_i per posterior draw (networks only).
 - `observed_data`, `constant_data`: the training targets and inputs, and the probe inputs.
 - `predictive_metrics` (when `test=` is given): NLL, RMSE or accuracy, ECE, Brier, interval
-  coverage of the mixture predictive on the test data; a reliability curve for classifiers.
+  coverage of the mixture predictive on the test data; for classifiers the reliability curve
+  `calibration_confidence`, `calibration_accuracy`, `calibration_count` (dim `bin`) and
+  `calibration_bin_edges` (dim `bin_edge`).
 - `ensemble`: every parameter exactly as `bo.Ensemble.to_dataset` writes it, so
   `bo.from_datatree` rebuilds the ensemble (ArviZ ignores groups it does not know).
 
@@ -354,10 +356,10 @@ def predictive_metrics(ensemble: Ensemble, test: Data, *, prob: float = 0.9) -> 
         dataset = xr.Dataset(
             {k: ((), v) for k, v in values.items()}
             | {
-                field: ("bin", np.asarray(getattr(curve, field)))
-                for field in curve._fields
-                if np.ndim(getattr(curve, field)) == 1
+                f"calibration_{field}": ("bin", np.asarray(getattr(curve, field)))
+                for field in ("confidence", "accuracy", "count")
             }
+            | {"calibration_bin_edges": ("bin_edge", np.asarray(curve.bin_edges))}
         )
     else:
         lo, hi = predictive.interval(prob)
