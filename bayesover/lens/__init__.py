@@ -22,3 +22,9 @@ from bayesover.lens.flatness import effective_dimension as effective_dimension
 from bayesover.lens.flatness import learning_coefficient as learning_coefficient
 from bayesover.lens.bounds import Bounds as Bounds
 from bayesover.lens.bounds import bounds as bounds
+from bayesover.lens.evidence import log_evidence as log_evidence
+from bayesover.lens.evidence import smc_log_evidence as smc_log_evidence
+from bayesover.lens.evidence import ais_log_evidence as ais_log_evidence
+from bayesover.lens.evidence import nested_log_evidence as nested_log_evidence
+from bayesover.lens.evidence import laplace_log_evidence as laplace_log_evidence
+from bayesover.lens.evidence import prior_log_evidence as prior_log_evidence

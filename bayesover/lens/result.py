@@ -21,7 +21,8 @@ class EvidenceResult:
 
     **Fields:**
 
-    - `value`: log M in nats (mean of `runs`).
+    - `value`: log M in nats (the mean of `runs`, unless the method pools its runs: "ais"
+      takes log-mean-exp over all runs' weights, "laplace" the highest mode).
     - `stderr`: std(runs, ddof=1) / sqrt(num_runs); NaN with one run (0 for deterministic
       methods such as "laplace").
     - `runs`: `(num_runs,)` per-run estimates.
@@ -46,11 +47,12 @@ class EvidenceResult:
 
     @classmethod
     def from_runs(cls, runs: Any, method: str, **fields: Any) -> EvidenceResult:
-        """Value = mean of `runs`, stderr = std(runs, ddof=1) / sqrt(num_runs) (NaN for one)."""
+        """Value = mean of `runs` (unless `value` is given, e.g. a pooled estimate), stderr =
+        std(runs, ddof=1) / sqrt(num_runs) (NaN for one run)."""
         runs = np.asarray(runs, np.float64).reshape(-1)
         if runs.size == 0:
             raise ValueError("`runs` is empty.")
-        value = float(np.mean(runs))
+        value = float(fields.pop("value", np.mean(runs)))
         if runs.size > 1 and np.all(np.isfinite(runs)):
             stderr = float(np.std(runs, ddof=1) / math.sqrt(runs.size))
         else:
