@@ -19,8 +19,8 @@ estimators:
   if K(theta') < L, its scale tuned towards `target_acceptance` on the population's acceptance.
   The steps come in blocks of `num_mcmc_steps` until the particles are decorrelated from where
   the level started them (mean squared whitened jump >= `target_mixing` * 2d, and rank
-  correlation of K before/after <= 0.1) or `max_mcmc_steps`: clones that have not spread out
-  sit too deep and bias W UP (about 3d steps per level are needed in d dimensions).
+  correlation of K before/after <= max(0.1, 3 / sqrt(N))) or `max_mcmc_steps`: clones that
+  have not spread out sit too deep and bias W UP (about 3d steps per level in d dimensions).
   One run gives the whole curve down to min(eps); `num_runs` independent runs give the mean
   of log W and its stderr.
 - `"laplace"`: the quadratic model K ~ (1/2) delta^T H delta at theta0 (see `weight_curve`).
@@ -293,7 +293,12 @@ def _splitting(target, kl, grid, key, **options) -> WeightCurve:
     }
     if reason is not None:
         diagnostics["reason"] = reason
-    diagnostics["poorly_mixed"] = bool(np.nanmin(mixing, initial=1.0) < target_mixing)
+    correlation = diagnostics["correlation"]
+    max_correlation = max(_MAX_CORRELATION, 3 / math.sqrt(num_particles))
+    diagnostics["poorly_mixed"] = bool(
+        np.nanmin(mixing, initial=1.0) < target_mixing
+        or np.nanmax(correlation, initial=0.0) > max_correlation
+    )
     mean = np.mean(log_w, axis=0)  # NaN wherever a run did not reach eps
     stderr = (
         np.std(log_w, axis=0, ddof=1) / math.sqrt(num_runs)
@@ -418,6 +423,8 @@ def _splitting_run(
 
         def move(_):
             start_rank = _ranks(K)
+            # 0.1, or 3 standard errors of a null correlation for small N
+            max_correlation = max(_MAX_CORRELATION, 3 / math.sqrt(n_part))
 
             def block(carry):
                 inner, num_done, rate_sum, _, _ = carry
@@ -432,7 +439,7 @@ def _splitting_run(
                 return inner, num_done + num_steps, rate_sum, mixing, correlation
 
             def more(carry):
-                mixed = (carry[3] >= target_mixing) & (carry[4] <= _MAX_CORRELATION)
+                mixed = (carry[3] >= target_mixing) & (carry[4] <= max_correlation)
                 return ~mixed & (carry[1] < max_steps)
 
             inner = (x, K, LP, state["log_scale"], jnp.zeros((n_part,), bool), factor, level)
