@@ -163,7 +163,9 @@ def prior_precision_vector(target: Target, position: PyTree) -> Array:
 class EffectiveDimension:
     """d_eff = sum_i lambda_i / (lambda_i + alpha) by stochastic Lanczos quadrature (host).
 
-    **Fields:** `value`, `stderr` (across probes), `num_params` d, `prior_precision` (alpha; None
+    **Fields:** `value`, `stderr` (across probes), `quadrature_error` (the change from half the
+    Lanczos steps to all of them: raise `lanczos_steps` if it is not small against `stderr`),
+    `num_params` d, `prior_precision` (alpha; None
     when per-coordinate, in which case the spectrum is of the prior-whitened A^-1/2 H A^-1/2 and
     alpha = 1 on it), `ritz_values` and `ritz_weights` `(num_probes, lanczos_steps)` (the
     spectral density is d * mean over probes of sum_j weight_j delta(lambda - value_j)),
@@ -172,6 +174,7 @@ class EffectiveDimension:
 
     value: float
     stderr: float
+    quadrature_error: float
     num_params: int
     prior_precision: float | None
     ritz_values: np.ndarray
@@ -193,7 +196,8 @@ class EffectiveDimension:
 
     def __str__(self) -> str:
         return (
-            f"d_eff = {self.value:.2f} ± {self.stderr:.2f} of d = {self.num_params} "
+            f"d_eff = {self.value:.2f} ± {self.stderr:.2f} (quadrature ± "
+            f"{self.quadrature_error:.2f}) of d = {self.num_params} "
             f"({self.curvature}, top eigenvalue {self.top_eigenvalues[0]:.3g})"
         )
 
@@ -208,10 +212,14 @@ def _slq(target, position, curvature, scale, probes, num_steps):
     matvec = curvature_matvec(target, position, curvature)
     whitened = lambda v: scale * matvec(scale * v)  # noqa: E731
 
+    half = max(num_steps // 2, 1)
+
     def one(v):
         alpha, beta, _ = lanczos(whitened, v, num_steps)
         values, weights, _ = ritz(alpha, beta)
-        return values, weights
+        # the leading half of T is the quadrature of half the steps: its change is the error
+        half_values, half_weights, _ = ritz(alpha[:half], beta[: half - 1])
+        return values, weights, half_values, half_weights
 
     return jax.lax.map(one, probes)
 
@@ -223,7 +231,7 @@ def effective_dimension(
     key: PRNGKeyArray,
     prior_precision: Any = None,
     num_probes: int = 10,
-    lanczos_steps: int = 30,
+    lanczos_steps: int = 60,
     curvature: str = "hessian",
 ) -> EffectiveDimension:
     """The curvature spectrum and MacKay's effective dimension at `position`.
@@ -234,7 +242,9 @@ def effective_dimension(
     Lanczos steps from v_l and tau_lj the first components of T's eigenvectors; `stderr` is the
     spread across probes / sqrt(L). With a per-coordinate precision A (a network whose leaves have
     different Normal scales, or an array `prior_precision`) the spectrum is of A^-1/2 H A^-1/2.
-    Negative Ritz values (a saddle, or rounding) count as 0 in d_eff.
+    Negative Ritz values (a saddle, or rounding) count as 0 in d_eff. The quadrature converges
+    like exp(-2 m sqrt(alpha / lambda_max)) for a positive spectrum: an ill-conditioned H
+    needs m ~ sqrt(lambda_max / alpha) steps (see `quadrature_error`); an indefinite one more.
 
     **Arguments:**
 
@@ -264,13 +274,19 @@ def effective_dimension(
     alpha = float(precision[0]) if isotropic else 1.0
     scale = jnp.ones((d,)) if isotropic else 1.0 / jnp.sqrt(precision)
     probes = jax.random.rademacher(key, (num_probes, d), dtype=flat.dtype)
-    values, weights = _slq(target, position, curvature, scale, probes, min(lanczos_steps, d))
-    values, weights = np.asarray(values, np.float64), np.asarray(weights, np.float64)
-    positive = np.clip(values, 0.0, None)
-    per_probe = d * np.sum(weights * positive / (positive + alpha), axis=1)
+    out = _slq(target, position, curvature, scale, probes, min(lanczos_steps, d))
+    values, weights, half_values, half_weights = (np.asarray(a, np.float64) for a in out)
+
+    def quadrature(values, weights):
+        positive = np.clip(values, 0.0, None)
+        return d * np.sum(weights * positive / (positive + alpha), axis=1)
+
+    per_probe = quadrature(values, weights)
+    half = quadrature(half_values, half_weights)
     return EffectiveDimension(
         value=float(np.mean(per_probe)),
         stderr=_stderr(per_probe),
+        quadrature_error=float(abs(np.mean(per_probe) - np.mean(half))),
         num_params=d,
         prior_precision=alpha if isotropic else None,
         ritz_values=values,
