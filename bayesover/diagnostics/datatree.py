@@ -88,7 +88,7 @@ def to_datatree(
         raise ValueError(f"`num_weights` must be an int >= 1, got {num_weights!r}.")
     key = jax.random.key(0) if key is None else key
     config = ensemble.config
-    attrs = {
+    attrs: dict[str, Any] = {
         "inference_library": "bayesover",
         "name": name or str(config.get("sampler_name", "ensemble")),
         "bayesover_config": json.dumps(config, default=str),

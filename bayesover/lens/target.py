@@ -74,6 +74,7 @@ class Target(eqx.Module):
         import numpyro.infer.util as numpyro_util
 
         p = self.posterior
+        assert isinstance(p, NumPyroPosterior)
         logdensity = -numpyro_util.potential_energy(p.model_fn, p.args, p.kwargs, position)
         return logdensity - jnp.sum(self._pointwise(position))
 
