@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bayesover demo
+	$(BIN)/bayesover demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q -n 2 --dist loadfile
