@@ -19,6 +19,7 @@ def demo_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_demo_writes_trees_and_a_report_and_prints_verdicts(demo_dir, capsys):
     names = sorted(p.name for p in demo_dir.iterdir())
     assert names == ["ensemble.nc", "nuts.nc", "report.html", "sgld.nc", "timings.json"]
@@ -31,14 +32,18 @@ def test_demo_writes_trees_and_a_report_and_prints_verdicts(demo_dir, capsys):
     assert not list(demo_dir.parent.glob(".demo.*"))  # no temporary directories left behind
 
 
-def test_demo_refuses_an_existing_directory_without_overwrite(demo_dir, capsys):
-    before = {p.name: p.stat().st_mtime_ns for p in demo_dir.iterdir()}
-    assert main(["demo", "--quick", "--out", str(demo_dir)]) == 2
+def test_demo_refuses_an_existing_directory_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "keep.nc").write_bytes(b"earlier results")
+    assert main(["demo", "--quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists; pass --overwrite" in err
-    assert {p.name: p.stat().st_mtime_ns for p in demo_dir.iterdir()} == before
+    assert [p.name for p in out.iterdir()] == ["keep.nc"]
+    assert (out / "keep.nc").read_bytes() == b"earlier results"
 
 
+@pytest.mark.slow
 def test_diagnose_and_report_read_a_run_directory(demo_dir, tmp_path, capsys):
     assert main(["diagnose", str(demo_dir)]) == 0
     out = capsys.readouterr().out

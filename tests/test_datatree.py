@@ -177,6 +177,7 @@ def _coin(y):
     numpyro.sample("y", dist.Bernoulli(p), obs=y)
 
 
+@pytest.mark.slow
 def test_numpyro_target_gives_named_sites_and_pointwise_loglik():
     y = jnp.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     posterior = bo.Posterior.from_numpyro(_coin, y)

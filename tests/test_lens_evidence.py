@@ -166,6 +166,7 @@ class HalfLine(eqx.Module):
         return jnp.where(self.theta > 0, self.theta, 1e30) + 0.0 * x[0]
 
 
+@pytest.mark.slow
 def test_nonfinite_loglikelihood_is_weight_zero_and_counted():
     # (a network posterior: a NumPyro target's prior draws skip points of infinite potential)
     x = np.array([0.8, 1.5, 0.3, 1.1, 0.9])
@@ -181,6 +182,7 @@ def test_nonfinite_loglikelihood_is_weight_zero_and_counted():
     check(result, exact)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method, settings",
     [

@@ -171,6 +171,7 @@ class _NaNAbove(Target):
         return jnp.where(position["mu"] > 2.0, jnp.nan, values)
 
 
+@pytest.mark.slow
 def test_nonfinite_loglikelihoods_are_counted_and_dropped():
     x = np.asarray(0.5 + jax.random.normal(jax.random.key(10), (8,)), np.float32)
     target = _NaNAbove(cf.gaussian_location_model(x, 1.0, 3.0))

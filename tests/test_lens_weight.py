@@ -131,6 +131,7 @@ def _teacher_student(num_points=64, sigma=0.5):
     return bo.Posterior(model, bo.Data(x, y)), f0, y
 
 
+@pytest.mark.slow
 def test_network_posterior_runs_finite_monotone():
     posterior, f0, _ = _teacher_student(num_points=16)
     kl = kl_gaussian_outputs(posterior, f0, 0.5)

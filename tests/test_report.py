@@ -169,6 +169,7 @@ def test_one_tree_1d_regression_has_bands_and_lens(gap, tmp_path):
     assert "<h3>Lens</h3>" in text and "No predictive metrics" in text
 
 
+@pytest.mark.slow
 def test_classification_has_a_reliability_diagram(classification, tmp_path):
     text = report_module.report({"DE": classification}, tmp_path / "c.html").read_text()
     _self_contained(text)
