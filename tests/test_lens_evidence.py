@@ -132,7 +132,7 @@ def test_linear_gaussian_d_2000_n_100():
     check(log_evidence(posterior, "laplace", key=jax.random.key(1), num_runs=1), exact)
     check(log_evidence(posterior, "smc", key=jax.random.key(1), num_particles=1024), exact)
     check(
-        log_evidence(posterior, "ais", key=jax.random.key(1), num_particles=256, num_steps=2000),
+        log_evidence(posterior, "ais", key=jax.random.key(1), num_particles=128, num_steps=2000),
         exact,
     )
 

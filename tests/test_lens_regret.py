@@ -129,6 +129,7 @@ def test_gaussian_location_prequential_matches_exact():
     np.testing.assert_array_equal(evidence.terms.sum(axis=1), evidence.runs)
 
 
+@pytest.mark.slow
 def test_network_posterior_runs_and_sums_are_consistent():
     inputs = jax.random.normal(jax.random.key(6), (N, 2))
     data = bo.Data(inputs, jnp.sin(inputs[:, 0]) + 0.1 * inputs[:, 1])

@@ -114,6 +114,7 @@ def _unavailable(text: str) -> list[str]:
     return re.findall(r'class="unavailable">([^<]*)<', text)
 
 
+@pytest.mark.slow
 # -- reports of real runs -------------------------------------------------------------------------
 def test_three_runs_comparison_then_one_section_each(regression, tmp_path):
     figures = plt.get_fignums()
