@@ -176,10 +176,10 @@ def _hmc_step_fn(num_integration_steps: int):
     return partial(kernel, num_integration_steps=num_integration_steps)
 
 
-def _adapt(step_size, acceptance, target_acceptance):
+def _adapt(step_size, acceptance, target_acceptance, gain=1.0):
     """Multiplicative step-size control towards `target_acceptance`."""
     acceptance = jnp.where(jnp.isfinite(acceptance), acceptance, 0.0)
-    return jnp.clip(step_size * jnp.exp(acceptance - target_acceptance), 1e-5, 5.0)
+    return jnp.clip(step_size * jnp.exp(gain * (acceptance - target_acceptance)), 1e-5, 5.0)
 
 
 def _target_acceptance(num_integration_steps: int) -> float:
@@ -553,7 +553,9 @@ def _ais_one(log_prior, loglik, key, x, *, betas, num_mcmc_steps, num_integratio
         x, acc = move(move_key, x, pair[1], eps, var)
         ll = jax.vmap(floored)(x)
         acc = jnp.mean(acc)
-        new_eps = _adapt(eps, acc, target_acc) if kernels is None else eps
+        # a gentle gain: in high d the acceptance falls off a cliff as eps grows, and a fast
+        # controller oscillates across it (many steps at ~0 acceptance)
+        new_eps = _adapt(eps, acc, target_acc, gain=0.2) if kernels is None else eps
         return (x, ll, log_w, new_eps, key), (acc, eps, var)
 
     init = (x, ll, jnp.zeros((num_particles,), dtype), eps0, key)
