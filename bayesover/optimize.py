@@ -99,3 +99,19 @@ def _optimise(posterior, optimizer, position, indices):
 
     (position, _), trace = jax.lax.scan(step, (position, optimizer.init(position)), indices)
     return position, trace
+
+
+def minimise(loss, start, optimizer: optax.GradientTransformation, num_steps: int):
+    """`num_steps` steps of `optimizer` on a full-batch `loss(x)`, as one `jax.lax.scan`.
+
+    Call it inside a jitted function (the lens estimators do). Returns `(x, losses)`, the
+    losses taken before each step."""
+
+    def step(carry, _):
+        x, opt_state = carry
+        value, grads = jax.value_and_grad(loss)(x)
+        updates, opt_state = optimizer.update(grads, opt_state, x)
+        return (optax.apply_updates(x, updates), opt_state), value
+
+    (x, _), losses = jax.lax.scan(step, (start, optimizer.init(start)), None, length=num_steps)
+    return x, losses

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -23,3 +25,19 @@ def write_section(path: Path, text: str, start: str, end: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def machine_line() -> str:
+    """ "CPU, cores, date, load average": the first line of every section."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {datetime.datetime.now():%Y-%m-%d %H:%M}, load "
+        f"{os.getloadavg()[0]:.1f}"
+    )

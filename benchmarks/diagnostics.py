@@ -18,9 +18,6 @@ draws. Timed, side by side in this process (medians of `--repeats` runs, after o
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,7 +27,7 @@ import arviz as az
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from _sections import write_section
+from _sections import machine_line, write_section
 
 import bayesover as bo
 
@@ -122,17 +119,11 @@ def main(argv=None):
 
 def section(num_params, draws, sample_time, ours_median, ours_times, subset, subset_time, result):
     peer_time = subset_time * num_params / subset
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     lines = [
         START,
         "## Diagnostics of a 100,000-parameter network (`benchmarks/diagnostics.py`)",
         "",
-        f"{cpu}, {os.cpu_count()} cores, {datetime.datetime.now():%Y-%m-%d %H:%M}, load "
-        f"{os.getloadavg()[0]:.1f}; jax {jax.__version__}, arviz {az.__version__}.",
+        f"{machine_line()}; jax {jax.__version__}, arviz {az.__version__}.",
         "",
         f"A 10 -> 310 -> 310 -> 1 MLP with {num_params:,} weights, 4 SGLD chains x {draws} "
         f"draws (sampled in {sample_time:.0f} s).",

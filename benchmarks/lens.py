@@ -15,10 +15,7 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,7 +23,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _sections import write_section
+from _sections import machine_line, write_section
 
 import bayesover as bo
 from bayesover.lens import closed_form
@@ -101,17 +98,11 @@ def bench_weight(quick):
 def section(smc, weight):
     d, n, exact, rows, (mc, mc_seconds) = smc
     num_params, particles, curve, w_seconds = weight
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     lines = [
         START,
         "## The lens estimators (`benchmarks/lens.py`)",
         "",
-        f"{cpu}, {os.cpu_count()} cores, {datetime.datetime.now():%Y-%m-%d %H:%M}, load "
-        f"{os.getloadavg()[0]:.1f}; jax {jax.__version__}.",
+        f"{machine_line()}; jax {jax.__version__}.",
         "",
         f"### SMC log evidence, linear-Gaussian regression, d = {d}, n = {n}",
         "",

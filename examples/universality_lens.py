@@ -240,44 +240,37 @@ def smc_cross_check(cfg, key):
 
 def plot(results, out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, name in zip(axes, TEACHERS, strict=True):
-        for r in (r for r in results if r["teacher"] == name):
-            ax.errorbar(
-                r["n"],
-                r["regret"],
-                yerr=r["regret_se"],
-                marker="o",
-                capsize=2,
-                label=f"width {r['width']} ({r['num_params']} params)",
-            )
-        ax.set_xscale("log")
-        ax.set_xlabel("n")
-        ax.set_title(f"{name} teacher")
-    axes[0].set_ylabel("expected regret R_n (nats)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "lens_regret.png", dpi=110)
-    plt.close(fig)
+    _panels(
+        results,
+        ("n", "regret", "regret_se"),
+        "n",
+        "expected regret R_n (nats)",
+        out_dir / "lens_regret.png",
+    )
+    _panels(
+        results,
+        ("eps", "neg_log_weight", "neg_log_weight_se"),
+        "eps (nats per sample)",
+        "-log W(eps) (nats)",
+        out_dir / "lens_weight.png",
+    )
 
+
+def _panels(results, fields, xlabel, ylabel, path: Path):
+    """One panel per teacher, one error-bar curve per student width, log x-axis."""
+    x, y, err = fields
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, name in zip(axes, TEACHERS, strict=True):
         for r in (r for r in results if r["teacher"] == name):
-            ax.errorbar(
-                r["eps"],
-                r["neg_log_weight"],
-                yerr=r["neg_log_weight_se"],
-                marker=".",
-                capsize=2,
-                label=f"width {r['width']}",
-            )
+            label = f"width {r['width']} ({r['num_params']} params)"
+            ax.errorbar(r[x], r[y], yerr=r[err], marker="o", capsize=2, label=label)
         ax.set_xscale("log")
-        ax.set_xlabel("eps (nats per sample)")
+        ax.set_xlabel(xlabel)
         ax.set_title(f"{name} teacher")
-    axes[0].set_ylabel("-log W(eps) (nats)")
+    axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "lens_weight.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -145,6 +145,22 @@ def test_network_posterior_runs_and_sums_are_consistent():
     assert "best fit" in str(result)
 
 
+@pytest.mark.parametrize("fit", ["map", "ml"])
+def test_best_fit_reference_is_the_closed_form_fit(bernoulli, fit):
+    """Uniform prior on p: the ML fit is k/n; the MAP in the unconstrained (logit) coordinates
+    carries the Jacobian p(1 - p), so it is (k + 1)/(n + 2). The reference's log-likelihood
+    log P_fit(x^n) must be that of the closed-form fit."""
+    x, _, posterior, _ = bernoulli
+    result = regret(posterior, key=jax.random.key(2), fit=fit, fit_steps=3000, **BERNOULLI)
+    k, n = x.sum(), x.size
+    p_hat = k / n if fit == "ml" else (k + 1) / (n + 2)
+    exact = k * math.log(p_hat) + (n - k) * math.log(1 - p_hat)
+    assert result.reference == "best_fit"
+    assert result.truth_loglik[-1] == pytest.approx(exact, abs=1e-3)
+    if fit == "ml":  # nothing in the class beats the ML fit, the mixture included
+        assert result.regret[-1] > 0
+
+
 def test_bad_input(bernoulli):
     _, truth, posterior, _ = bernoulli
     with pytest.raises(ValueError, match="empty"):

@@ -50,6 +50,7 @@ from jaxtyping import PRNGKeyArray
 
 from bayesover.lens.result import EvidenceResult
 from bayesover.lens.target import Target, as_target
+from bayesover.optimize import minimise
 from bayesover.posterior import AbstractPosterior, Posterior
 
 METHODS = ("smc", "prequential", "ais", "nested", "laplace", "prior")
@@ -821,17 +822,7 @@ def laplace_log_evidence(
 @eqx.filter_jit
 def _optimise_flat(target, optimizer, x, template, num_steps):
     unravel = ravel_pytree(template)[1]
-
-    def loss(z):
-        return -target.logdensity(unravel(z))
-
-    def step(carry, _):
-        z, opt_state = carry
-        grads = jax.grad(loss)(z)
-        updates, opt_state = optimizer.update(grads, opt_state, z)
-        return (optax.apply_updates(z, updates), opt_state), None
-
-    (x, _), _ = jax.lax.scan(step, (x, optimizer.init(x)), None, length=num_steps)
+    x, _ = minimise(lambda z: -target.logdensity(unravel(z)), x, optimizer, num_steps)
     return x
 
 

@@ -28,6 +28,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 from bayesover.lens.prequential import prequential_log_evidence
 from bayesover.lens.result import EvidenceResult
 from bayesover.lens.target import Target, as_target
+from bayesover.optimize import minimise
 from bayesover.posterior import AbstractPosterior
 
 
@@ -259,18 +260,10 @@ def _reference_pointwise(
 
 @eqx.filter_jit
 def _max_likelihood(target: Target, init: PyTree, learning_rate: Array, num_steps: int) -> PyTree:
-    optimizer = optax.adam(learning_rate)
-
     def loss(position):
         return -jnp.sum(target.pointwise_loglikelihood(position))
 
-    def step(carry, _):
-        position, state = carry
-        grads = jax.grad(loss)(position)
-        updates, state = optimizer.update(grads, state, position)
-        return (optax.apply_updates(position, updates), state), None
-
-    (position, _), _ = jax.lax.scan(step, (init, optimizer.init(init)), None, length=num_steps)
+    position, _ = minimise(loss, init, optax.adam(learning_rate), num_steps)
     return position
 
 

@@ -44,6 +44,7 @@ from jaxtyping import PRNGKeyArray, PyTree
 from bayesover.lens.flatness import top_eigenpairs
 from bayesover.lens.kl import as_kl
 from bayesover.lens.target import Target, as_target
+from bayesover.optimize import minimise
 from bayesover.posterior import AbstractPosterior
 
 _COLLAPSE_ACCEPTANCE = 0.01
@@ -517,18 +518,7 @@ def _splitting_run(
 # ---------------------------------------------------------------------------- laplace
 
 
-@eqx.filter_jit
-def _minimise_kl(kl, start, optimizer, num_steps):
-    def step(carry, _):
-        position, opt_state = carry
-        loss, grads = jax.value_and_grad(kl)(position)
-        updates, opt_state = optimizer.update(grads, opt_state, position)
-        return (optax.apply_updates(position, updates), opt_state), loss
-
-    (position, _), losses = jax.lax.scan(
-        step, (start, optimizer.init(start)), None, length=num_steps
-    )
-    return position, losses
+_minimise_kl = eqx.filter_jit(minimise)  # module level: one compile per shape
 
 
 @eqx.filter_jit
