@@ -10,16 +10,19 @@ x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 1
 
 For each teacher and width:
 
-1. Regret vs n. The expected regret is a sum of instantaneous regrets,
-   E R_n = sum_{t<n} E r_t with r_t = E_x KL(P_0(.|x) || M(.|x, x^t)): the excess test log-loss
-   of the posterior predictive after t points. r_t is measured on the test inputs (the
-   expectation over y by Gauss-Hermite quadrature) with SGLD ensembles (4 chains) on the
-   first t points (t = 0 is the prior predictive), and R_n is the trapezoid sum of r_t over t
-   on the grid. For the narrowest student it is cross-checked against the data-annealed SMC
-   estimate of the realised regret (`bo.lens.regret`, prequential).
+1. Regret vs n, two ways.
+   - The Bayes mixture's: the expected regret E R_n = D(P_0^n || M) by data-annealed SMC
+     (`bo.lens.expected_regret`, prequential): the realised regret curve R_t, t = 1..n, of
+     each of a few data sets drawn from the teacher, averaged.
+   - A practical SGLD ensemble's: E R_n = sum_{t<n} E r_t with r_t = E_x KL(P_0(.|x) ||
+     M_SGLD(.|x, x^t)), the excess test log-loss of a 4-chain SGLD ensemble trained on the
+     first t points (t = 0 is the prior predictive; the expectation over y by Gauss-Hermite
+     quadrature), summed over t with r interpolated between the grid points.
 2. The weight of the hypothesis -log W(eps), K(theta) = E_x (f_theta(x) - f0(x))^2 / (2 sigma^2)
-   on 256 fixed inputs (`bo.lens.kl_gaussian_outputs`), by multilevel splitting
-   (`bo.lens.weight_curve`), and the bound chain (`bo.lens.bounds`).
+   on 512 fixed inputs x ~ N(0, I_2) (`bo.lens.kl_gaussian_outputs`; a large sample, since on a
+   few inputs a wide student could match the teacher there alone and W would come out too
+   large), by multilevel splitting (`bo.lens.weight_curve`), and the bound chain
+   (`bo.lens.bounds`) against the SMC regret.
 3. The effective dimension at the MAP on all the points (`bo.lens.effective_dimension`).
 
 Writes `docs/img/lens_*.png`, `examples/output/universality_lens.json` and
@@ -139,6 +142,25 @@ def cumulative(ts, r, r_se, n):
     return float(values.sum()), float(ses.sum())
 
 
+def smc_regret(full, teacher, cfg, key) -> bo.lens.RegretResult:
+    """E R_t, t = 1..n, of the Bayes mixture: prequential SMC on `smc_datasets` data sets."""
+    n = max(cfg["ns"])
+
+    def make_data(k):
+        data = bo.data.teacher_student(k, teacher, n, input_shape=(2,), noise_scale=SIGMA)
+        f0 = jax.vmap(teacher)(data.inputs).reshape(data.targets.shape)
+        truth = jax.scipy.stats.norm.logpdf(data.targets, f0, SIGMA)
+        return bo.Posterior(full.model, data), truth
+
+    return bo.lens.expected_regret(
+        make_data,
+        key=key,
+        num_datasets=cfg["smc_datasets"],
+        num_particles=cfg["smc_particles"],
+        num_runs=2,
+    )
+
+
 def run_one(teacher_name, width, cfg, key):
     scale = TEACHERS[teacher_name]
     problem, teacher = student_problem(width, scale, max(cfg["ns"]))
@@ -147,7 +169,25 @@ def run_one(teacher_name, width, cfg, key):
     result = {"teacher": teacher_name, "width": width, "num_params": full.model.num_params}
     k_prior, k_sgld, k_weight, k_map, k_ed = jax.random.split(key, 5)
 
-    # 1. regret vs n from the instantaneous regrets
+    # 1a. the Bayes mixture's expected regret, by prequential SMC
+    start = time.perf_counter()
+    smc = smc_regret(full, teacher, cfg, jax.random.fold_in(key, 7))
+    result["smc_seconds"] = time.perf_counter() - start
+    result["smc_t"] = np.asarray(smc.n).tolist()
+    result["smc_regret_t"] = np.asarray(smc.regret).tolist()
+    result["smc_regret_t_se"] = np.asarray(smc.regret_stderr).tolist()
+    result["smc_reliable"] = not smc.collapsed
+    result["smc_realised"] = [float(r.regret[-1]) for r in smc.datasets]
+    at = np.asarray(cfg["ns"]) - 1
+    result["regret"] = np.asarray(smc.regret)[at].tolist()
+    result["regret_se"] = np.asarray(smc.regret_stderr)[at].tolist()
+    log(
+        f"  {teacher_name} w{width}: SMC E R_n {np.round(result['regret'], 2)} "
+        f"± {np.round(result['regret_se'], 2)} ({result['smc_seconds']:.0f} s, "
+        f"{'reliable' if result['smc_reliable'] else 'UNRELIABLE'})"
+    )
+
+    # 1b. a 4-chain SGLD ensemble's regret, from its instantaneous regrets
     ts, rs, ses = [], [], []
     ensembles = {}
     for i, t in enumerate([0, *cfg["ts"]]):
@@ -168,8 +208,8 @@ def run_one(teacher_name, width, cfg, key):
     result["t"], result["r_t"], result["r_t_se"] = ts, rs, ses
     curve = [cumulative(ts, rs, ses, n) for n in cfg["ns"]]
     result["n"] = list(cfg["ns"])
-    result["regret"] = [c[0] for c in curve]
-    result["regret_se"] = [c[1] for c in curve]
+    result["sgld_regret"] = [c[0] for c in curve]
+    result["sgld_regret_se"] = [c[1] for c in curve]
 
     # 2. the weight of the hypothesis and the bound chain
     start = time.perf_counter()
@@ -184,6 +224,7 @@ def run_one(teacher_name, width, cfg, key):
         key=k_weight,
         num_particles=cfg["particles"],
         num_runs=cfg["weight_runs"],
+        max_mcmc_steps=cfg["weight_max_steps"],
     )
     result["eps"] = np.asarray(curve.eps).tolist()
     result["neg_log_weight"] = (-np.asarray(curve.log_weight)).tolist()
@@ -212,40 +253,15 @@ def run_one(teacher_name, width, cfg, key):
     return result, ensembles, curve, chain, problem
 
 
-def smc_cross_check(cfg, key):
-    """Realised regret of the narrowest student by data-annealed SMC (prequential)."""
-    width, n = cfg["widths"][0], cfg["smc_n"]
-    problem, teacher = student_problem(width, TEACHERS["simple"], n)
-    data = problem.posterior.data
-    f0 = jax.vmap(teacher)(data.inputs).reshape(data.targets.shape)
-    truth = jax.scipy.stats.norm.logpdf(data.targets, f0, SIGMA)
-    start = time.perf_counter()
-    result = bo.lens.regret(
-        problem.posterior,
-        key=key,
-        truth=truth,
-        num_particles=cfg["smc_particles"],
-        num_runs=2,
-    )
-    return {
-        "width": width,
-        "n": n,
-        "regret": float(result.regret[-1]),
-        "regret_se": float(result.regret_stderr[-1]),
-        "log_evidence": float(result.log_evidence.value),
-        "reliable": bool(result.reliable),
-        "seconds": time.perf_counter() - start,
-    }
-
-
 def plot(results, out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
     _panels(
         results,
-        ("n", "regret", "regret_se"),
+        ("smc_t", "smc_regret_t", "smc_regret_t_se"),
         "n",
-        "expected regret R_n (nats)",
+        "expected regret E R_n (nats)",
         out_dir / "lens_regret.png",
+        dashed=("n", "sgld_regret", "sgld_regret_se"),
     )
     _panels(
         results,
@@ -256,14 +272,22 @@ def plot(results, out_dir: Path):
     )
 
 
-def _panels(results, fields, xlabel, ylabel, path: Path):
-    """One panel per teacher, one error-bar curve per student width, log x-axis."""
+def _panels(results, fields, xlabel, ylabel, path: Path, dashed=None):
+    """One panel per teacher, one curve with a +-1 stderr band per student width, log x-axis;
+    `dashed` fields add a second, dashed error-bar curve per width in the same colour."""
     x, y, err = fields
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, name in zip(axes, TEACHERS, strict=True):
         for r in (r for r in results if r["teacher"] == name):
             label = f"width {r['width']} ({r['num_params']} params)"
-            ax.errorbar(r[x], r[y], yerr=r[err], marker="o", capsize=2, label=label)
+            xs, ys, es = (np.asarray(r[f]) for f in (x, y, err))
+            (line,) = ax.plot(xs, ys, label=label)
+            ax.fill_between(xs, ys - es, ys + es, color=line.get_color(), alpha=0.25)
+            if dashed is not None:
+                dx, dy, de = (r[f] for f in dashed)
+                ax.errorbar(dx, dy, yerr=de, ls="--", marker=".", color=line.get_color())
+        if dashed is not None:
+            ax.plot([], [], "k--", label="4-chain SGLD ensemble")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_title(f"{name} teacher")
@@ -276,25 +300,25 @@ def _panels(results, fields, xlabel, ylabel, path: Path):
 
 def table(results) -> None:
     """The measurements as a markdown table (for the docs page)."""
+    ns = ", ".join(str(n) for n in results[0]["n"])
     print(
-        "| teacher | width | weights | d_eff | R_n at n = "
-        + ", ".join(str(n) for n in results[0]["n"])
-        + " | -log W(eps) at eps = "
-        + ", ".join(f"{e:.2g}" for e in results[0]["eps"][::3])
-        + " | bound min_eps at n = "
-        + str(results[0]["n"][-1])
-        + " |"
+        f"| teacher | width | weights | d_eff | Bayes E R_n (SMC) at n = {ns} "
+        f"| bound -log int w e^(-nK) at n = {ns} | SGLD-ensemble R_n at n = {ns} "
+        "| -log W(eps) at eps = " + ", ".join(f"{e:.2g}" for e in results[0]["eps"][::3]) + " |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def pm(values, errors):
+        return ", ".join(f"{v:.1f} ± {s:.1f}" for v, s in zip(values, errors, strict=True))
+
     for r in results:
-        regret = ", ".join(
-            f"{v:.1f} ± {s:.1f}" for v, s in zip(r["regret"], r["regret_se"], strict=True)
-        )
         weight = ", ".join(f"{v:.1f}" for v in r["neg_log_weight"][::3])
+        bound = ", ".join(f"{v:.1f}" for v in r["exp_integral_bound"])
         print(
             f"| {r['teacher']} | {r['width']} | {r['num_params']} | "
-            f"{r['effective_dimension']:.1f} ± {r['effective_dimension_se']:.1f} | {regret} | "
-            f"{weight} | {r['resolvability_bound'][-1]:.1f} |"
+            f"{r['effective_dimension']:.1f} ± {r['effective_dimension_se']:.1f} | "
+            f"{pm(r['regret'], r['regret_se'])} | {bound} | "
+            f"{pm(r['sgld_regret'], r['sgld_regret_se'])} | {weight} |"
         )
 
 
@@ -307,40 +331,41 @@ def config(quick: bool) -> dict:
             eps=np.geomspace(0.05, 5.0, 6),
             particles=64,
             weight_runs=2,
+            weight_max_steps=200,
             kl_points=64,
             warmup=200,
             draws=20,
             thinning=5,
             step_size=5e-5,
             map_steps=200,
-            smc_n=8,
+            smc_datasets=2,
             smc_particles=64,
         )
     return dict(
         widths=(16, 64, 256, 1024),
         ts=(4, 16, 64, 256),
         ns=(4, 16, 64, 256),
-        eps=np.geomspace(0.03, 5.0, 10),
+        eps=np.geomspace(0.003, 5.0, 14),
         particles=64,
         weight_runs=2,
-        kl_points=64,
+        weight_max_steps=1000,
+        kl_points=512,
         warmup=1000,
         draws=100,
         thinning=5,
         step_size=5e-5,
         map_steps=2000,
-        smc_n=64,
+        smc_datasets=3,
         smc_particles=256,
     )
 
 
-def _save(path: Path, cfg, results, smc, start) -> float:
+def _save(path: Path, cfg, results, start) -> float:
     """Write what is measured so far (after every student, so a long run keeps its results)."""
     elapsed = time.perf_counter() - start
     payload = {
         "config": {k: np.asarray(v).tolist() for k, v in cfg.items()},
         "results": results,
-        "smc_cross_check": smc,
         "seconds": elapsed,
     }
     path.write_text(json.dumps(payload, indent=1))
@@ -363,7 +388,7 @@ def main(argv=None):
         results = json.loads(saved.read_text())["results"]
         for r in results:
             curve = [cumulative(r["t"], r["r_t"], r["r_t_se"], n) for n in r["n"]]
-            r["regret"], r["regret_se"] = [c[0] for c in curve], [c[1] for c in curve]
+            r["sgld_regret"], r["sgld_regret_se"] = [c[0] for c in curve], [c[1] for c in curve]
         plot(results, figures)
         table(results)
         return
@@ -372,24 +397,24 @@ def main(argv=None):
     if args.resume and saved.exists():  # keep the students already measured
         results = json.loads(saved.read_text())["results"]
     start = time.perf_counter()
-    for i, name in enumerate(TEACHERS):
-        widths = (
-            cfg["widths"] if name == "simple" else cfg["widths"][:: max(1, len(cfg["widths"]) // 2)]
+    # the simple teacher at every width, the complex one at every other width; the widest
+    # student (the slowest) last, so a run cut short still has both teachers
+    widths = list(cfg["widths"])
+    jobs = [("simple", w) for w in widths[:-1]] + [("complex", w) for w in widths[::2]]
+    jobs.append(("simple", widths[-1]))
+    for name, width in jobs:
+        if any(r["teacher"] == name and r["width"] == width for r in results):
+            continue
+        log(f"{name} teacher, width {width}")
+        index = 100 * list(TEACHERS).index(name) + widths.index(width)
+        result, ensembles, curve, chain, problem = run_one(
+            name, width, cfg, jax.random.fold_in(key, index)
         )
-        for j, width in enumerate(widths):
-            if any(r["teacher"] == name and r["width"] == width for r in results):
-                continue
-            log(f"{name} teacher, width {width}")
-            result, ensembles, curve, chain, problem = run_one(
-                name, width, cfg, jax.random.fold_in(key, 100 * i + j)
-            )
-            results.append(result)
-            _save(saved, cfg, results, None, start)
-            if name == "simple" and width == cfg["widths"][-2 if len(cfg["widths"]) > 2 else -1]:
-                report_run = (ensembles[max(ensembles)], problem, curve, chain)
-    smc = smc_cross_check(cfg, jax.random.fold_in(key, 999))
-    log(f"SMC cross-check: {smc}")
-    elapsed = _save(saved, cfg, results, smc, start)
+        results.append(result)
+        _save(saved, cfg, results, start)
+        if name == "simple" and width == widths[-2 if len(widths) > 2 else -1]:
+            report_run = (ensembles[max(ensembles)], problem, curve, chain)
+    elapsed = _save(saved, cfg, results, start)
     plot(results, figures)
     if report_run is not None:
         ensemble, problem, curve, chain = report_run
