@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import pytest
 import scipy.integrate as si
 import scipy.stats as st
@@ -185,7 +186,6 @@ class HalfLine(eqx.Module):
 
 @pytest.mark.slow
 def test_nonfinite_loglikelihood_is_weight_zero_and_counted():
-    # (a network posterior: a NumPyro target's prior draws skip points of infinite potential)
     x = np.array([0.8, 1.5, 0.3, 1.1, 0.9])
     model = bo.Model(HalfLine(jnp.array(0.5)), bo.priors.Normal(1.0), bo.likelihoods.Gaussian(1.0))
     posterior = bo.Posterior(model, bo.Data(np.zeros((5, 1)), x))
@@ -249,3 +249,25 @@ def test_bad_input(gaussian_location):
         log_evidence(posterior, "prequential", key=key, num_runs=0)
     with pytest.raises(ValueError, match="empty"):
         log_evidence(cf.gaussian_location_model(np.zeros(0), 1.0, 2.0), "smc", key=key)
+
+
+def _uniform_scale(x):
+    theta = numpyro.sample("theta", numpyro.distributions.Uniform(0.0, 4.0))
+    numpyro.sample("x", numpyro.distributions.Uniform(0.0, theta), obs=x)
+
+
+@pytest.mark.filterwarnings("ignore:Out-of-support values")
+def test_numpyro_prior_draws_are_not_truncated_by_the_likelihood():
+    """x_i ~ Uniform(0, theta), theta ~ Uniform(0, 4): the likelihood is -inf for
+    theta < max x = 3, three quarters of the prior. The lens must draw from the whole prior
+    (NumPyro's `initialize_model` would redraw those), so prior Monte Carlo is unbiased:
+    M = integral_3^4 theta^-3 / 4 d theta = 7 / 1152."""
+    x = jnp.array([1.0, 3.0, 2.5])
+    posterior = bo.Posterior.from_numpyro(_uniform_scale, x)
+    target = Target(posterior)
+    draws = jax.vmap(target.sample_prior)(jax.random.split(jax.random.key(0), 4000))
+    theta = np.asarray(jax.vmap(posterior.constrain)(draws)["theta"])
+    assert abs(np.mean(theta < 3.0) - 0.75) < 3 * math.sqrt(0.75 * 0.25 / 4000)
+    result = log_evidence(posterior, "prior", key=jax.random.key(1), num_draws=20_000)
+    assert result.num_nonfinite > 0
+    check(result, math.log(7 / 1152))

@@ -54,7 +54,7 @@ class Target(eqx.Module):
     def sample_prior(self, key: PRNGKeyArray) -> PyTree:
         if isinstance(self.posterior, Posterior):
             return self.posterior.model.sample_prior(key)
-        return self.posterior.initial_position(key)
+        return _numpyro_prior_draw(self.posterior, key)
 
     def _pointwise(self, position: PyTree) -> Float[Array, " n"]:
         return _pointwise(self.posterior, position)
@@ -95,3 +95,20 @@ def _pointwise(posterior: AbstractPosterior, position: PyTree) -> Float[Array, "
 def as_target(posterior: AbstractPosterior | Target) -> Target:
     """`posterior` as a `Target` (a Target passes through)."""
     return posterior if isinstance(posterior, Target) else Target(posterior)
+
+
+def _numpyro_prior_draw(posterior: NumPyroPosterior, key: PRNGKeyArray) -> dict[str, Array]:
+    """An exact prior draw of the latent sites, unconstrained. Not `initial_position`: NumPyro's
+    `initialize_model` redraws until the whole log density is finite, which truncates the prior
+    wherever the likelihood is -inf (e.g. a Uniform(0, theta) likelihood below max x)."""
+    from numpyro import handlers
+    from numpyro.infer.util import unconstrain_fn
+
+    model = handlers.seed(posterior.model_fn, key)
+    trace = handlers.trace(model).get_trace(*posterior.args, **posterior.kwargs)
+    latent = {
+        name: site["value"]
+        for name, site in trace.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+    return unconstrain_fn(posterior.model_fn, posterior.args, posterior.kwargs, latent)
