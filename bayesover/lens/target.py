@@ -54,6 +54,7 @@ class Target(eqx.Module):
     def sample_prior(self, key: PRNGKeyArray) -> PyTree:
         if isinstance(self.posterior, Posterior):
             return self.posterior.model.sample_prior(key)
+        assert isinstance(self.posterior, NumPyroPosterior)
         return _numpyro_prior_draw(self.posterior, key)
 
     def _pointwise(self, position: PyTree) -> Float[Array, " n"]:
