@@ -132,9 +132,9 @@ def section(smc, weight):
         "",
         f"Exact log M = {exact:.3f} nats. Four independent runs per estimate plus the pilot "
         "run (value = the runs' mean, stderr = their spread / 2), default settings (10 HMC "
-        "steps per stage). Each count is one call; compile time, measured at the smallest "
-        f"count as first call minus second call, is {compile_seconds:.1f} s and is subtracted "
-        "from the first row only (it is the second call).",
+        "steps per stage). Compile time, measured at the smallest count as first call minus "
+        f"second call, is {compile_seconds:.1f} s: the first row is that second call, the "
+        "larger counts were called once and include about that much compile.",
         "",
         "| estimator | value | error | stderr | wall time | time / prior MC's |",
         "|---|---|---|---|---|---|",
