@@ -286,7 +286,8 @@ def plot(results, out_dir: Path):
 
 def _panels(results, fields, xlabel, ylabel, path: Path, dashed=None):
     """One panel per teacher, one curve with a +-1 stderr band per student width, log x-axis;
-    `dashed` fields add a second, dashed error-bar curve per width in the same colour."""
+    `dashed` fields add a second, dashed error-bar curve per width in the same colour, and the
+    exponential-integral bound, dotted."""
     x, y, err = fields
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, name in zip(axes, TEACHERS, strict=True):
@@ -298,8 +299,11 @@ def _panels(results, fields, xlabel, ylabel, path: Path, dashed=None):
             if dashed is not None:
                 dx, dy, de = (r[f] for f in dashed)
                 ax.errorbar(dx, dy, yerr=de, ls="--", marker=".", color=line.get_color())
+            if dashed is not None and "exp_integral_bound" in r:
+                ax.plot(r["n"], r["exp_integral_bound"], ":x", color=line.get_color())
         if dashed is not None:
             ax.plot([], [], "k--", label="4-chain SGLD ensemble")
+            ax.plot([], [], "k:x", label="bound -log E_w exp(-nK)")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_title(f"{name} teacher")

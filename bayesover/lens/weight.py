@@ -100,7 +100,10 @@ class WeightCurve:
         if self.collapsed:
             text += f" [UNRELIABLE: {self.diagnostics.get('reason', 'collapsed')}]"
         elif self.diagnostics.get("poorly_mixed", False):
-            text += " [WARNING: poorly mixed at some level (biased up); raise max_mcmc_steps]"
+            text += (
+                " [WARNING: poorly mixed at some level (log W likely too high); "
+                "raise max_mcmc_steps]"
+            )
         return text
 
     def to_dataset(self):
