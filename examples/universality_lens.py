@@ -1,7 +1,8 @@
 """The universality lens on teacher-student regression: does a wider student pay for its width?
 
-    .venv/bin/python examples/universality_lens.py           # the full experiment (~15 min)
-    .venv/bin/python examples/universality_lens.py --quick   # a smoke run (~2 min)
+    .venv/bin/python examples/universality_lens.py           # the full grid (hours on 2 cores)
+    .venv/bin/python examples/universality_lens.py --resume  # go on from the saved students
+    .venv/bin/python examples/universality_lens.py --quick   # a smoke run (~7 min)
 
 A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `models/teacher_student.py`) labels inputs
 x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
