@@ -27,17 +27,20 @@ def write_section(path: Path, text: str, start: str, end: str) -> None:
     os.replace(tmp, path)
 
 
-def machine_line() -> str:
-    """ "CPU, cores, date, load average": the first line of every section."""
-    cpu = platform.processor() or "unknown"
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else `platform.processor()`, else "unknown"."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown"
+
+
+def machine_line() -> str:
+    """ "CPU, cores, date, load average": the first line of every section."""
     return (
-        f"{cpu}, {os.cpu_count()} cores, {datetime.datetime.now():%Y-%m-%d %H:%M}, load "
+        f"{cpu_name()}, {os.cpu_count()} cores, {datetime.datetime.now():%Y-%m-%d %H:%M}, load "
         f"{os.getloadavg()[0]:.1f}"
     )

@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 
 import jax
-from _sections import write_section
+from _sections import cpu_name, write_section
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -95,14 +95,7 @@ def machine():
     import jaxlib
     import optax
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

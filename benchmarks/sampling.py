@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 import optax  # noqa: E402
+from _sections import cpu_name  # noqa: E402
 from blackjax.adaptation.base import get_filter_adapt_info_fn  # noqa: E402
 from blackjax.sgmcmc import diffusions  # noqa: E402
 from numpyro.contrib.module import random_eqx_module  # noqa: E402
@@ -543,14 +544,7 @@ def bench_chains(cfg, nuts_posterior, sgld_posterior, log, r1=None):
 
 
 def machine_details():
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import arviz
 
     return {
