@@ -29,10 +29,10 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
+from bayesover._sample import _check_key, sample
 from bayesover.ensemble import Ensemble
 from bayesover.optimize import _map_loop
 from bayesover.posterior import AbstractPosterior, Posterior
-from bayesover._sample import _check_key, sample
 from bayesover.samplers.base import AbstractSampler, check_positive_int
 
 # One instance, so that calls without an optimiser share a compiled program (optax

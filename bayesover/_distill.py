@@ -38,9 +38,9 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from bayesover._sample import _check_key
 from bayesover.ensemble import Ensemble
 from bayesover.likelihoods import AbstractLikelihood, Bernoulli, Categorical, Gaussian, StudentT
-from bayesover._sample import _check_key
 from bayesover.samplers.base import check_positive_int
 
 _DEFAULT_OPTIMIZER = optax.adam(1e-3)  # one instance: calls without an optimiser share a compile
