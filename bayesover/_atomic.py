@@ -27,15 +27,18 @@ def temporary_path(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, *, temporary: str | os.PathLike | None = None
+) -> Iterator[Path]:
     """Yield a temporary path; when the block ends without error it replaces `path`.
 
     The block writes the temporary path however it likes (a library writer taking a file
     name). On error the temporary file is removed and the error, an `OSError` naming `path`
     for failures of the file system, propagates; `path` itself is never touched.
+    `temporary` fixes the temporary file's name (default: unique per process and thread).
     """
     path = Path(path)
-    tmp = temporary_path(path)
+    tmp = temporary_path(path) if temporary is None else Path(temporary)
     try:
         yield tmp
         _fsync(tmp)
@@ -107,6 +110,8 @@ def _naming(error: OSError, path: Path) -> OSError:
     """The same kind of OSError, its message naming the destination and that it is intact."""
     reason = error.strerror or str(error) or type(error).__name__
     message = f"could not write {str(path)!r}: {reason}; the previous file (if any) is unchanged"
-    new = type(error)(error.errno, message) if error.errno is not None else OSError(message)
+    if error.errno is None:
+        return OSError(message)
+    new = type(error)(error.errno, message)
     new.filename = str(path)
     return new

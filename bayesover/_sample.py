@@ -18,13 +18,11 @@ uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -35,6 +33,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import PRNGKeyArray
 
+from bayesover import _checkpoint as checkpoints
+from bayesover._atomic import check_writable_directory
+from bayesover._fingerprint import fingerprint as run_fingerprint
 from bayesover.ensemble import Ensemble
 from bayesover.optimize import map_estimate
 from bayesover.posterior import AbstractPosterior, Posterior
@@ -93,6 +94,12 @@ def sample(
     check_positive_int("chunk_size", chunk_size)
     chunk_size = min(chunk_size, num_draws)
     key = _check_key(key)
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(
+                f"`checkpoint` must be a file path (str or os.PathLike), got {checkpoint!r}."
+            )
+        check_writable_directory(checkpoint, "checkpoint")  # before any work is done
 
     sampler.build(posterior)  # configuration errors surface here, before any compile
     chain_keys = jax.random.split(key, num_chains)
@@ -121,7 +128,7 @@ def sample(
             num_devices,
         )
 
-    fingerprint = _fingerprint(
+    fingerprint = run_fingerprint(
         posterior,
         sampler,
         key,
@@ -133,7 +140,7 @@ def sample(
         chunk_size,
         num_devices,
     )
-    restored = _load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
+    restored = checkpoints.load(checkpoint, fingerprint) if checkpoint is not None else None
     report = _Progress(progress, num_draws, num_chains, num_devices)
     chunks: list = []
     if restored is None:
@@ -144,7 +151,7 @@ def sample(
         report.warmup_done(num_warmup)
         draws_done = 0
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, fingerprint, states, 0, [])
+            checkpoints.save(checkpoint, fingerprint, states, 0, [])
     else:
         one = posterior.initial_position()
         like = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), one)
@@ -163,7 +170,7 @@ def sample(
         chunks.append(jax.tree.map(lambda x, take=take: np.asarray(x[:, :take]), chunk))
         draws_done += take
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, fingerprint, states, draws_done, chunks)
+            checkpoints.save(checkpoint, fingerprint, states, draws_done, chunks)
         report.chunk_done(draws_done)
 
     draws, stats = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
@@ -397,84 +404,6 @@ def _warn_if_stopped(ensemble: Ensemble):
             RuntimeWarning,
             stacklevel=3,
         )
-
-
-def _fingerprint(*parts) -> str:
-    """Hash of the run's arguments, array contents included: repr shows only the shapes of the
-    posterior's arrays, so another data set of the same shapes would otherwise match."""
-
-    def raw(x):
-        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        return np.asarray(x)
-
-    digest = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, jax.Array):
-            p = raw(p)
-        digest.update(repr(p).encode() + b"|")
-        for leaf in jax.tree.leaves(p):
-            if isinstance(leaf, (jax.Array, np.ndarray)):
-                leaf = raw(leaf)
-                digest.update(f"{leaf.dtype}{leaf.shape}".encode() + leaf.tobytes())
-    return digest.hexdigest()
-
-
-class _Checkpoint:
-    """A loaded checkpoint: flat leaves, rebuilt on the structure of the resumed run."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        self.arrays = arrays
-        self.draws_done = int(arrays["draws_done"])
-
-    def states(self, template):
-        treedef = jax.tree.structure(template)
-        return jax.tree.unflatten(
-            treedef, [jnp.asarray(self.arrays[f"state_{i}"]) for i in range(treedef.num_leaves)]
-        )
-
-    def draws(self, template):
-        treedef = jax.tree.structure(template)
-        return jax.tree.unflatten(
-            treedef, [self.arrays[f"draws_{i}"] for i in range(treedef.num_leaves)]
-        )
-
-
-def _save_checkpoint(path, fingerprint, states, draws_done, chunks):
-    """Write state and draws to `path` atomically: a temporary file, fsync, then rename."""
-    path = Path(path)
-    arrays = {"fingerprint": np.asarray(fingerprint), "draws_done": np.asarray(draws_done)}
-    for i, leaf in enumerate(jax.tree.leaves(states)):
-        arrays[f"state_{i}"] = np.asarray(leaf)
-    if chunks:
-        merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
-        for i, leaf in enumerate(jax.tree.leaves(merged)):
-            arrays[f"draws_{i}"] = leaf
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path, fingerprint):
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as error:
-        raise ValueError(
-            f"`checkpoint` {str(path)!r} is not a readable checkpoint: {error}"
-        ) from None
-    if str(arrays.get("fingerprint")) != fingerprint:
-        raise ValueError(
-            f"`checkpoint` {str(path)!r} was written by a run with other arguments; "
-            "remove it or pass another path."
-        )
-    return _Checkpoint(arrays)
 
 
 class _Progress:

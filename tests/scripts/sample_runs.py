@@ -1,22 +1,25 @@
-"""Run `bo.sample` on the linear-Gaussian model in a fresh process, for the device and
-checkpoint tests (a device count is fixed when JAX starts; a kill needs a process).
+"""Run `bo.sample` on a model file (default: the linear-Gaussian model) in a fresh process, for
+the device and checkpoint tests (a device count is fixed when JAX starts; a kill needs a process).
 
     python tests/scripts/sample_runs.py SPEC.json
 
 SPEC (JSON):
 
-    {"out": "result.npz", "model": {build kwargs of models/linear_gaussian.py},
+    {"out": "result.npz", "model": {build kwargs of the model file},
+     "model_file": "linear_gaussian",    # a name in models/ (e.g. "regression_mlp")
      "runs": [{"name": ..., "sampler": "sgld" | "sghmc" | "psgld" | "nuts" | "hmc",
                "seed", "num_chains", "num_warmup", "num_draws", "thinning", "chunk_size",
                "checkpoint", "progress",     # the arguments of bo.sample
                "model": {...},               # this run's posterior, if not the spec's
+               "sampler_options": {...},     # keyword arguments of the sampler class
                "repeat": true,               # run twice; the copy is "<name>#2"
                "expect_error": true,         # record the exception instead of failing
                "slow_progress": seconds,     # sleep after each progress line of this run
                "die_in_save": k}, ...]}      # SIGKILL itself half-way through writing
                                              # the k-th checkpoint file of this run
 
-Writes `out` (npz: "<name>/draws", shaped (chain, draw, 4) as [w_1..w_3, b], and
+Writes `out` (npz: "<name>/draws", shaped (chain, draw, 4) as [w_1..w_3, b] for the
+linear-Gaussian model and (chain, draw, all weights raveled) for other models, and
 "<name>/stat/<stat>") and `out` + ".json": the devices JAX saw and, per run,
 `config["num_devices"]`, the (devices of its sharding, addressable shards) of every output
 leaf, and the seconds the run took; for an expected error its type and message.
@@ -44,12 +47,20 @@ ROOT = Path(__file__).resolve().parents[2]
 lg = load_module(ROOT / "models" / "linear_gaussian.py")
 
 SAMPLERS = {
-    "sgld": lambda: bo.SGLD(step_size=1e-3, batch_size=10),
-    "sghmc": lambda: bo.SGHMC(step_size=1e-3, batch_size=10, friction=20.0),
-    "psgld": lambda: bo.pSGLD(step_size=1e-3, batch_size=10),
-    "nuts": lambda: bo.NUTS(),
-    "hmc": lambda: bo.HMC(num_integration_steps=8),
+    "sgld": lambda **o: bo.SGLD(**{"step_size": 1e-3, "batch_size": 10, **o}),
+    "sghmc": lambda **o: bo.SGHMC(**{"step_size": 1e-3, "batch_size": 10, "friction": 20.0, **o}),
+    "psgld": lambda **o: bo.pSGLD(**{"step_size": 1e-3, "batch_size": 10, **o}),
+    "nuts": lambda **o: bo.NUTS(**o),
+    "hmc": lambda **o: bo.HMC(**{"num_integration_steps": 8, **o}),
 }
+
+
+def flat_draws(ensemble, model_file):
+    """Draws as one (chain, draw, weights) array."""
+    if model_file == "linear_gaussian":
+        return np.asarray(jax.vmap(jax.vmap(lg.flatten))(ensemble.params))
+    leaves = [np.asarray(x) for x in jax.tree.leaves(ensemble.params) if hasattr(x, "dtype")]
+    return np.concatenate([x.reshape(*x.shape[:2], -1) for x in leaves], axis=-1)
 
 
 class SlowStderr:
@@ -93,8 +104,10 @@ def main(spec_path):
     stderr = sys.stderr = SlowStderr(sys.stderr)
     real_savez = np.savez
     arrays, meta = {}, {"devices": [str(d) for d in jax.devices()], "runs": {}}
+    model_file = spec.get("model_file", "linear_gaussian")
+    module = load_module(ROOT / "models" / f"{model_file}.py")
     for run in spec["runs"]:
-        posterior = lg.build(**run.get("model", spec.get("model", {}))).posterior
+        posterior = module.build(**run.get("model", spec.get("model", {}))).posterior
         for copy in range(2 if run.get("repeat") else 1):
             name = run["name"] + ("" if copy == 0 else f"#{copy + 1}")
             print(f"sample_runs: start {name}", file=sys.stderr, flush=True)
@@ -105,7 +118,7 @@ def main(spec_path):
             try:
                 ensemble = bo.sample(
                     posterior,
-                    SAMPLERS[run["sampler"]](),
+                    SAMPLERS[run["sampler"]](**run.get("sampler_options", {})),
                     key=jax.random.key(run.get("seed", 0)),
                     num_chains=run.get("num_chains", 4),
                     num_warmup=run.get("num_warmup", 100),
@@ -130,7 +143,7 @@ def main(spec_path):
                 ],
                 "seconds": time.perf_counter() - start,
             }
-            arrays[f"{name}/draws"] = np.asarray(jax.vmap(jax.vmap(lg.flatten))(ensemble.params))
+            arrays[f"{name}/draws"] = flat_draws(ensemble, model_file)
             for stat, value in ensemble.stats.items():
                 arrays[f"{name}/stat/{stat}"] = np.asarray(value)
     np.savez(spec["out"], **arrays)
