@@ -82,6 +82,7 @@ def latent_params(module: ModuleType, sites: dict[str, np.ndarray], data: dict) 
 # validation.py
 
 
+@pytest.mark.reference_data("posteriordb")
 def test_posteriors_are_the_stored_ones():
     root = validation.posteriordb_root()
     stored = {p.stem for p in (root / "posteriors").glob("*.json")}
@@ -89,6 +90,7 @@ def test_posteriors_are_the_stored_ones():
     assert len(validation.POSTERIORS) == 11
 
 
+@pytest.mark.reference_data("posteriordb")
 def test_root_from_environment(monkeypatch, tmp_path):
     root = validation.posteriordb_root()
     monkeypatch.setenv(validation.ENV_VAR, str(root))
@@ -98,6 +100,7 @@ def test_root_from_environment(monkeypatch, tmp_path):
         validation.posteriordb_root()
 
 
+@pytest.mark.reference_data("posteriordb")
 def test_load_data_arrays():
     data = validation.load_data("sblri-blr")
     assert data["N"] == 100 and data["D"] == 5
@@ -106,6 +109,7 @@ def test_load_data_arrays():
     assert validation.load_data("eight_schools-eight_schools_noncentered")["J"] == 8
 
 
+@pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("name", validation.POSTERIORS)
 def test_reference_draws_and_summary(name):
     draws = validation.reference_draws(name)
@@ -150,6 +154,7 @@ def test_flatten_draws_names_and_order():
 # the models
 
 
+@pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("name", validation.POSTERIORS)
 def test_site_names_cover_reference(name):
     """Traced abstractly (no compilation), with NumPyro's prior-draw initialisation, so every
@@ -190,6 +195,7 @@ def first_draws(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return validation.unflatten_draws({k: v[0, :N_DRAWS] for k, v in draws.items()}, sample_ndim=1)
 
 
+@pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("name", sorted(set(validation.POSTERIORS) - NEEDS_X64))
 def test_log_density_finite_float32(name):
     module, data, draws = case(name)
@@ -197,6 +203,7 @@ def test_log_density_finite_float32(name):
     assert values.shape == (N_DRAWS,) and np.all(np.isfinite(values)), values
 
 
+@pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("name", validation.POSTERIORS)
 def test_log_density_matches_numpy(name):
     """float64: log p(theta, y) at reference draws equals the numpy transcription of MODELS.md
@@ -222,6 +229,7 @@ def garch_log_jacobian(p: dict) -> float:
     return math.log(a0) + math.log(a1 * (1 - a1)) + math.log(b1 * (1 - a1 - b1) / (1 - a1))
 
 
+@pytest.mark.reference_data("posteriordb")
 def test_garch_dependent_support_jacobian():
     """beta1 in (0, 1 - alpha1) round-trips through the unconstrained space, and the
     potential carries Stan's log-Jacobian."""
@@ -263,6 +271,7 @@ def test_gp_build_requires_x64():
 LOG_JACOBIAN = {"garch-garch11": garch_log_jacobian}
 
 
+@pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("name", sorted(LOG_JACOBIAN))
 def test_build_problem(name):
     """`build()` returns the named problem; at the unconstrained image of a reference draw its

@@ -192,6 +192,7 @@ def runner(request):
 
 
 @pytest.mark.slow
+@pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("posterior", [_param(name) for name in CASES])
 def test_nuts_matches_reference(posterior, runner):
     from bayesover import validation
