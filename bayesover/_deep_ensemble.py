@@ -21,6 +21,7 @@ ensembles of the same network with `Ensemble.concat` (along chains).
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -45,9 +46,9 @@ def deep_ensemble(
     num_members: int,
     optimizer: optax.GradientTransformation | None,
     num_steps: int,
-    key: PRNGKeyArray,
+    *deprecated_positional: Any,
+    key: PRNGKeyArray | None = None,
     batch_size: int | None = None,
-    *,
     then_sample: AbstractSampler | None = None,
     num_warmup: int = 1000,
     num_draws: int = 1000,
@@ -63,8 +64,12 @@ def deep_ensemble(
     - `optimizer`: an optax transformation, or `None` for `optax.adam(1e-2)`. Pass the same
       object again to reuse the compiled program.
     - `num_steps`: optimiser steps per member, >= 1.
-    - `key`: a JAX PRNG key; it alone fixes the starts, batch orders and `then_sample` draws.
-    - `batch_size`: minibatch size in [1, N]; `None` means full batch.
+    - `key`: a JAX PRNG key, keyword-only (`key=`, as in `bo.sample`); it alone fixes the
+      starts, batch orders and `then_sample` draws.
+    - `batch_size`: keyword-only minibatch size in [1, N]; `None` means full batch.
+
+    Passing `key` (and `batch_size`) positionally after `num_steps`, the signature before
+    0.2, still works for one release with a DeprecationWarning.
     - `then_sample`: optional sampler (`bo.SGLD(...)`, `bo.NUTS()`, ...) run from the K modes,
       one chain per member ("MAP then sample"), with `num_warmup`, `num_draws`, `thinning` and
       `progress` passed to `bo.sample`.
@@ -79,6 +84,7 @@ def deep_ensemble(
         raise TypeError(
             f"`posterior` must be a bayesover posterior, got {type(posterior).__name__}."
         )
+    key, batch_size = _deprecated_key_batch_size(deprecated_positional, key, batch_size)
     check_positive_int("num_members", num_members)
     check_positive_int("num_steps", num_steps)
     if optimizer is None:
@@ -163,6 +169,38 @@ def deep_ensemble(
     if isinstance(posterior, Posterior):
         return Ensemble(params, stats, config, posterior.model, posterior.data.target_shape)
     return Ensemble(params, stats, config)
+
+
+def _deprecated_key_batch_size(args: tuple, key: Any, batch_size: Any) -> tuple[Any, Any]:
+    """`key` and `batch_size` from the old positional form `(..., num_steps, key, batch_size)`,
+    with a DeprecationWarning; a TypeError for too many or duplicated arguments."""
+    if len(args) > 2:
+        raise TypeError(
+            "deep_ensemble() takes 4 positional arguments (posterior, num_members, optimizer, "
+            f"num_steps) but {4 + len(args)} were given; pass `key=` and `batch_size=` (and "
+            "the other options) by keyword."
+        )
+    if args:
+        if key is not None:
+            raise TypeError("deep_ensemble() got `key` both positionally and as `key=`.")
+        if len(args) == 2 and batch_size is not None:
+            raise TypeError(
+                "deep_ensemble() got `batch_size` both positionally and as `batch_size=`."
+            )
+        warnings.warn(
+            "passing `key` (and `batch_size`) to bo.deep_ensemble positionally is deprecated "
+            "and will be removed in the next release: call "
+            "bo.deep_ensemble(posterior, num_members, optimizer, num_steps, key=key, "
+            "batch_size=...), as bo.sample takes `key=`.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        key = args[0]
+        if len(args) == 2:
+            batch_size = args[1]
+    if key is None:
+        raise TypeError("deep_ensemble() needs `key=`, a JAX PRNG key (jax.random.key(0)).")
+    return key, batch_size
 
 
 # -- the compiled programs: module-level, so that calls with the same shapes reuse them ----------

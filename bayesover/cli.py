@@ -117,7 +117,7 @@ def _run(problem, sampler: str, args: argparse.Namespace, key) -> Any:
             args.chains,
             optax.adam(args.learning_rate),
             args.map_steps,
-            key,
+            key=key,
             batch_size=min(args.batch_size, posterior.num_data),
             progress=progress,
         )

@@ -169,7 +169,20 @@ class Ensemble(eqx.Module):
         `bayesover.predictive`."""
         from bayesover.predictive import Predictive
 
-        return Predictive.build(self, x, batch_size=batch_size, member_batch_size=member_batch_size)
+        try:
+            return Predictive.build(
+                self, x, batch_size=batch_size, member_batch_size=member_batch_size
+            )
+        except ValueError:
+            # checked only on failure, so that good calls pay nothing for it
+            shape = tuple(np.shape(x))
+            if self.model is not None and _is_one_input(self.model, self.params, shape):
+                raise ValueError(
+                    f"`x` of shape {shape} is ONE input of the network, but `predict` takes a "
+                    f"batch of shape (n, *feature_shape) = (n, {', '.join(map(str, shape))}): "
+                    "pass `x[None]` (a batch of one)."
+                ) from None
+            raise
 
     # -- disk -------------------------------------------------------------------------------------
     def to_dataset(self):
@@ -194,27 +207,47 @@ class Ensemble(eqx.Module):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the ensemble to netCDF (h5netcdf), atomically; `Ensemble.load` reads it back
-        exactly. The model is not stored: pass it (or the posterior) to `load`."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        self.to_dataset().to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
+        exactly. The model is not stored: pass it (or the posterior) to `load`.
+
+        The file is written beside `path` under a temporary name, fsynced and renamed
+        (`bayesover._atomic.atomic_write`): a failed write, disk full included, raises an
+        OSError naming `path` and leaves any previous file there intact."""
+        from bayesover._atomic import atomic_write
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
+        dataset = self.to_dataset()
+        atomic_write(Path(path), lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
 
     @staticmethod
     def load(path: str | os.PathLike, like: Any = None) -> Ensemble:
         """Read an ensemble written by `save`. `like` gives the structure of the parameters:
         the `bo.Posterior` or `bo.Model` the draws belong to (network), or None for an
-        ensemble of named NumPyro sites (a flat dict)."""
+        ensemble of named NumPyro sites (a flat dict).
+
+        A DataTree file written by `bo.save_datatree` is read too, through its `ensemble`
+        group: the same as `bo.from_datatree(bo.load_datatree(path), like)`."""
         import xarray as xr
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
         path = Path(path)
+        source = f"`path` {str(path)!r}"
         try:
             dataset = xr.load_dataset(path, engine="h5netcdf")
+            groups = [] if "bayesover_ensemble" in dataset.attrs else _netcdf_groups(path)
+            if "ensemble" in groups:  # a DataTree file (bo.save_datatree)
+                dataset = xr.load_dataset(path, engine="h5netcdf", group="ensemble")
+                source = f"the `ensemble` group of {source}"
         except Exception as error:
+            raise ValueError(f"{source} is not a readable ensemble file: {error}") from None
+        if groups and "ensemble" not in groups:
             raise ValueError(
-                f"`path` {str(path)!r} is not a readable ensemble file: {error}"
-            ) from None
-        return Ensemble.from_dataset(dataset, like, source=f"`path` {str(path)!r}")
+                f"{source} holds the netCDF groups {groups} (a DataTree file?) but no `ensemble` "
+                "group: it was written neither by Ensemble.save nor by "
+                "bo.save_datatree(bo.to_datatree(...)); read it with bo.load_datatree(path)."
+            )
+        return Ensemble.from_dataset(dataset, like, source=source)
 
     @staticmethod
     def from_dataset(dataset, like: Any = None, *, source: str = "`dataset`") -> Ensemble:
@@ -254,6 +287,31 @@ class Ensemble(eqx.Module):
                 )
             params = jax.tree.unflatten(jax.tree.structure(template), leaves)
         return Ensemble(params, stats, config, model, target_shape)
+
+
+def _is_one_input(model: Model, params: PyTree, shape: tuple[int, ...]) -> bool:
+    """Whether the network takes an input of `shape` but not one of `shape[1:]`."""
+    if not shape:
+        return False
+    net = jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape[2:], v.dtype), params["net"])
+    dtype = jnp.result_type(float)
+
+    def accepts(feature_shape) -> bool:
+        try:
+            jax.eval_shape(model.apply, net, jax.ShapeDtypeStruct(feature_shape, dtype))
+        except Exception:
+            return False
+        return True
+
+    return not accepts(shape[1:]) and accepts(shape)
+
+
+def _netcdf_groups(path: Path) -> list[str]:
+    """The names of the top-level groups of the netCDF-4 (HDF5) file at `path`."""
+    import h5netcdf
+
+    with h5netcdf.File(path, "r") as file:
+        return sorted(file.groups)
 
 
 def _as_index(index):

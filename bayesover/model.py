@@ -15,6 +15,7 @@ Positions. Samplers move a *position*, a dict of three unconstrained pytrees:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import equinox as eqx
@@ -27,6 +28,33 @@ from bayesover.likelihoods import AbstractLikelihood
 from bayesover.priors import AbstractPrior, LeafInfo, PriorSpec, leaf_infos, resolve
 
 Position = dict[str, Any]
+
+_POSITION_KEYS = frozenset(("net", "prior", "likelihood"))
+
+
+def check_position(position: Any, where: str) -> None:
+    """Raise a TypeError unless `position` is a position dict `{"net", "prior", "likelihood"}`.
+
+    Looks only at the Python container and its keys (never at array values), so it costs well
+    under a microsecond and behaves the same under `jit`, `vmap` and `grad`, where the dict
+    holds tracers. `where` names the method in the message (`"Posterior.logdensity"`).
+    """
+    if type(position) is dict and position.keys() == _POSITION_KEYS:  # the fast common case
+        return
+    if isinstance(position, Mapping) and position.keys() == _POSITION_KEYS:
+        return
+    if isinstance(position, Mapping):
+        got = f"a mapping with keys {sorted(map(str, position))}"
+    elif isinstance(position, eqx.Module):
+        got = f"an equinox Module ({type(position).__name__}), i.e. bare network parameters"
+    else:
+        got = f"{type(position).__name__}"
+    raise TypeError(
+        f"`position` of {where} must be a position dict {{'net', 'prior', 'likelihood'}} of "
+        f"unconstrained pytrees (what `initial_position()` returns), got {got}. To build one "
+        "from a network or its parameters (`eqx.partition(net, eqx.is_inexact_array)[0]`), "
+        "use `posterior.position(net)` (or `model.position(net)`)."
+    )
 
 
 class Model(eqx.Module):
@@ -120,6 +148,7 @@ class Model(eqx.Module):
 
     def constrain(self, position: Position) -> Position:
         """The position on natural scales: weights, prior scales, likelihood parameters."""
+        check_position(position, "Model.constrain")
         _, hyper = self._hyper_log_prob(position["prior"])
         treedef = jax.tree.structure(position["net"])
         net = [
@@ -137,28 +166,80 @@ class Model(eqx.Module):
         """A starting position: the module's own weights when `key` is None (hyperparameters at
         their prior medians' unconstrained value ~ 0), else a draw from the prior."""
         if key is None:
-            hyper = {
-                info.path: {n: jnp.zeros(()) for n in prior.hyper_distributions(info)}
-                for prior, info in zip(self.priors, self.infos, strict=True)
-                if prior.hyper_distributions(info)
-            }
-            _, constrained_hyper = self._hyper_log_prob(hyper)
-            net = [
-                _checked_unconstrain(d, leaf, info)
-                for d, leaf, info in zip(
-                    self._leaf_distributions(constrained_hyper),
-                    jax.tree.leaves(self.params),
-                    self.infos,
-                    strict=True,
-                )
-            ]
-            lik = {n: jnp.zeros(()) for n in self.likelihood.hyper_distributions()}
-            return {
-                "net": jax.tree.unflatten(jax.tree.structure(self.params), net),
-                "prior": hyper,
-                "likelihood": lik,
-            }
+            return self._position_from_params(jax.tree.leaves(self.params), "module")
         return self.sample_prior(key)
+
+    def position(self, net: eqx.Module) -> Position:
+        """The unconstrained position of the network `net`, the inverse of `module`.
+
+        `net` is an `equinox.Module` with the architecture of the model's network (for example
+        the same network after training elsewhere), or its parameter part
+        `eqx.partition(net, eqx.is_inexact_array)[0]`. Its floating-point arrays become the
+        `"net"` part, mapped to unconstrained coordinates (the identity for priors on R; the
+        inverse bijection for a box prior such as `bo.priors.Uniform`). The prior
+        hyperparameters and the likelihood parameters take the defaults of
+        `initial_position()` (unconstrained value 0). Only the weights are read: activations
+        and other static fields are the model's own. The weights are checked against the
+        prior's support when they are concrete (the check is skipped under `jit`).
+
+        Raises a TypeError if `net` is not a Module of the model's structure (a position dict,
+        a list of arrays, another architecture) and a ValueError naming the first parameter
+        whose shape differs or that lies outside its prior's support.
+        """
+        if isinstance(net, Mapping) and net.keys() == _POSITION_KEYS:
+            raise TypeError(
+                "`net` is already a position dict {'net', 'prior', 'likelihood'}; "
+                "`position` takes the network (an equinox Module) or its parameters."
+            )
+        if not isinstance(net, eqx.Module):
+            raise TypeError(
+                "`net` must be an equinox Module with the model's architecture, or its "
+                "parameters `eqx.partition(net, eqx.is_inexact_array)[0]`; got "
+                f"{type(net).__name__}."
+            )
+        found = leaf_infos(eqx.filter(net, eqx.is_inexact_array))
+        if [i.path for i in found] != [i.path for i in self.infos]:
+            raise TypeError(
+                f"`net` ({type(net).__name__}) does not have the structure of the model's "
+                f"network: its parameter arrays are {[i.path for i in found]}, the model's "
+                f"are {[i.path for i in self.infos]}."
+            )
+        for got, info in zip(found, self.infos, strict=True):
+            if got.shape != info.shape:
+                raise ValueError(
+                    f"`net` parameter {info.path} has shape {got.shape}, but the model's "
+                    f"network expects {info.shape}."
+                )
+        leaves = [
+            jnp.asarray(leaf, dtype=reference.dtype)
+            for leaf, reference in zip(
+                jax.tree.leaves(eqx.filter(net, eqx.is_inexact_array)),
+                jax.tree.leaves(self.params),
+                strict=True,
+            )
+        ]
+        return self._position_from_params(leaves, "net")
+
+    def _position_from_params(self, leaves: list[Array], argument: str) -> Position:
+        """Unconstrained position of constrained network `leaves`, other parts at defaults."""
+        hyper = {
+            info.path: {n: jnp.zeros(()) for n in prior.hyper_distributions(info)}
+            for prior, info in zip(self.priors, self.infos, strict=True)
+            if prior.hyper_distributions(info)
+        }
+        _, constrained_hyper = self._hyper_log_prob(hyper)
+        net = [
+            _checked_unconstrain(d, leaf, info, argument)
+            for d, leaf, info in zip(
+                self._leaf_distributions(constrained_hyper), leaves, self.infos, strict=True
+            )
+        ]
+        lik = {n: jnp.zeros(()) for n in self.likelihood.hyper_distributions()}
+        return {
+            "net": jax.tree.unflatten(jax.tree.structure(self.params), net),
+            "prior": hyper,
+            "likelihood": lik,
+        }
 
     def sample_prior(self, key: PRNGKeyArray) -> Position:
         """One draw from the prior, returned as an unconstrained position."""
@@ -193,11 +274,18 @@ def _sample_dict(key, distributions):
     return unconstrained, constrained
 
 
-def _checked_unconstrain(distribution, leaf, info: LeafInfo):
+def _checked_unconstrain(distribution, leaf, info: LeafInfo, argument: str = "module"):
     u = _constrain.unconstrain(distribution, leaf)
+    if isinstance(u, jax.core.Tracer):  # traced: the values cannot be checked here
+        return u
     if not bool(jnp.all(jnp.isfinite(u))):
+        hint = (
+            "initialise the module inside it or pass a key"
+            if argument == "module"
+            else "move the weights inside it"
+        )
         raise ValueError(
-            f"`module` parameter {info.path} lies outside the support of its prior "
-            f"({distribution.support}); initialise the module inside it or pass a key."
+            f"`{argument}` parameter {info.path} lies outside the support of its prior "
+            f"({distribution.support}); {hint}."
         )
     return u

@@ -25,7 +25,7 @@ import numpyro.infer.util as numpyro_util
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesover.data import Data
-from bayesover.model import Model, Position
+from bayesover.model import Model, Position, check_position
 
 
 class AbstractPosterior(eqx.Module):
@@ -102,24 +102,36 @@ class Posterior(AbstractPosterior):
     def initial_position(self, key: PRNGKeyArray | None = None) -> Position:
         return self.model.initial_position(key)
 
+    def position(self, net: eqx.Module) -> Position:
+        """The unconstrained position of the network `net` (an `equinox.Module` with the
+        model's architecture, or its `eqx.partition(net, eqx.is_inexact_array)[0]`), with the
+        prior and likelihood parameters at their defaults; the inverse of `module`. See
+        `bo.Model.position`."""
+        return self.model.position(net)
+
     def constrain(self, position: Position) -> Position:
+        check_position(position, "Posterior.constrain")
         return self.model.constrain(position)
 
     def module(self, position: Position) -> eqx.Module:
-        """The Equinox network at `position` (weights constrained)."""
+        """The Equinox network at `position` (weights constrained); `position(net)` inverts it."""
+        check_position(position, "Posterior.module")
         return self.model.module(self.model.constrain(position)["net"])
 
     def log_prior(self, position: Position) -> Float[Array, ""]:
+        check_position(position, "Posterior.log_prior")
         return self.model.log_prior(position)
 
     def loglikelihood(self, position: Position, x: Array, y: Array) -> Float[Array, ""]:
         """log p(y | x, theta) for ONE datum (untempered)."""
+        check_position(position, "Posterior.loglikelihood")
         values = self.model.constrain(position)
         output = self.model.apply(values["net"], x)
         return self.model.likelihood.log_prob(output, y, values["likelihood"])
 
     def pointwise_loglikelihood(self, position: Position, data: Data | None = None) -> Array:
         """log p(y_i | x_i, theta) for every datum of `data` (default: the training data)."""
+        check_position(position, "Posterior.pointwise_loglikelihood")
         data = self.data if data is None else data
         values = self.model.constrain(position)
 
@@ -130,12 +142,17 @@ class Posterior(AbstractPosterior):
         return jax.vmap(one)(data.inputs, data.targets)
 
     def logdensity(self, position: Position) -> Float[Array, ""]:
-        """log p(theta) + (1/T) sum_i log p(y_i | x_i, theta), up to a constant."""
+        """log p(theta) + (1/T) sum_i log p(y_i | x_i, theta), up to a constant.
+
+        `position` is the dict `{"net", "prior", "likelihood"}` of `initial_position()`; build
+        one from a network with `position(net)`."""
+        check_position(position, "Posterior.logdensity")
         loglik = jnp.sum(self.pointwise_loglikelihood(position))
         return self.model.log_prior(position) + loglik / self.temperature
 
     def logdensity_estimate(self, position: Position, batch: Data) -> Float[Array, ""]:
         """Unbiased minibatch estimate: log p(theta) + (1/T) (N/b) sum_{i in B} log p(y_i | x_i)."""
+        check_position(position, "Posterior.logdensity_estimate")
         loglik = jnp.sum(self.pointwise_loglikelihood(position, batch))
         scale = self.num_data / batch.inputs.shape[0]
         return self.model.log_prior(position) + scale * loglik / self.temperature

@@ -10,7 +10,7 @@ Run from the repository root (about five minutes on a quiet 2-core CPU):
     Gaussian likelihood with fixed noise 0.1, on N = 1,000 teacher-student regression points.
     K = 8 members, each `--steps` Adam(1e-2) steps on minibatches of 100:
 
-    - vectorised: ONE `bo.deep_ensemble(posterior, 8, opt, steps, key, batch_size=100)` call;
+    - vectorised: ONE `bo.deep_ensemble(posterior, 8, opt, steps, key=key, batch_size=100)` call;
     - sequential: 8 `bo.map_estimate(posterior, key=..., optimizer=opt, num_steps=steps,
       batch_size=100, init=prior draw)` calls, one after the other, each wrapped in ONE
       outer `jax.jit` compiled beforehand (so that no call compiles);
@@ -135,7 +135,7 @@ def bench_deep_ensemble(cfg):
     def variants(batch):
         def vectorised(seed):
             return bo.deep_ensemble(
-                posterior, k, opt, steps, jax.random.key(seed), batch_size=batch
+                posterior, k, opt, steps, key=jax.random.key(seed), batch_size=batch
             )
 
         @jax.jit

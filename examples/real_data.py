@@ -102,7 +102,7 @@ def fit_map(posterior, key, cfg):
 
 
 def fit_deep_ensemble(posterior, key, cfg):
-    return bo.deep_ensemble(posterior, cfg["members"], OPTIMIZER, cfg["map_steps"], key)
+    return bo.deep_ensemble(posterior, cfg["members"], OPTIMIZER, cfg["map_steps"], key=key)
 
 
 def fit_sgld(posterior, key, cfg):

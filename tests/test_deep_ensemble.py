@@ -37,7 +37,9 @@ def test_data():
 @pytest.fixture(scope="module")
 def ensemble(posterior):
     # optimizer=None: the module's shared Adam instance, so test_distill reuses this compile
-    return bo.deep_ensemble(posterior, NUM_MEMBERS, None, NUM_STEPS, jax.random.key(0), BATCH)
+    return bo.deep_ensemble(
+        posterior, NUM_MEMBERS, None, NUM_STEPS, key=jax.random.key(0), batch_size=BATCH
+    )
 
 
 def member_keys(key, num_members):
@@ -116,11 +118,20 @@ def test_member_equals_map_estimate_from_the_same_start_and_batches(ensemble, po
 
 def test_second_call_reuses_the_compiled_program(ensemble, posterior):
     before = eqx.debug.get_num_traces(_train_members_traced)
-    other = bo.deep_ensemble(posterior, NUM_MEMBERS, None, NUM_STEPS, jax.random.key(1), BATCH)
+    other = bo.deep_ensemble(
+        posterior, NUM_MEMBERS, None, NUM_STEPS, key=jax.random.key(1), batch_size=BATCH
+    )
     assert eqx.debug.get_num_traces(_train_members_traced) == before
     assert not np.allclose(other.stats["lp"], ensemble.stats["lp"])
     # a rebuilt posterior of the same shapes is the same program too
-    bo.deep_ensemble(two_moons_posterior(), NUM_MEMBERS, None, NUM_STEPS, jax.random.key(2), BATCH)
+    bo.deep_ensemble(
+        two_moons_posterior(),
+        NUM_MEMBERS,
+        None,
+        NUM_STEPS,
+        key=jax.random.key(2),
+        batch_size=BATCH,
+    )
     assert eqx.debug.get_num_traces(_train_members_traced) == before
 
 
@@ -140,8 +151,8 @@ def test_then_sample_continues_each_member_as_a_chain(posterior):
         NUM_MEMBERS,
         None,
         NUM_STEPS,
-        jax.random.key(0),
-        BATCH,
+        key=jax.random.key(0),
+        batch_size=BATCH,
         then_sample=sgld,
         num_warmup=0,
         num_draws=5,
@@ -153,7 +164,9 @@ def test_then_sample_continues_each_member_as_a_chain(posterior):
     assert result.model is posterior.model
     # the chains start at the modes (same key: the same members as the fixture), and small
     # SGLD steps keep their (minibatch estimated) log density near the MAP values
-    map_only = bo.deep_ensemble(posterior, NUM_MEMBERS, None, NUM_STEPS, jax.random.key(0), BATCH)
+    map_only = bo.deep_ensemble(
+        posterior, NUM_MEMBERS, None, NUM_STEPS, key=jax.random.key(0), batch_size=BATCH
+    )
     lp_sgld = np.asarray(result.stats["lp"]).mean(axis=1)
     np.testing.assert_allclose(lp_sgld, np.asarray(map_only.stats["lp"][:, 0]), atol=15.0)
 
@@ -188,4 +201,4 @@ def test_bad_input(kwargs, error, match, posterior):
 
 def test_not_a_posterior():
     with pytest.raises(TypeError, match="posterior"):
-        bo.deep_ensemble("posterior", 2, optax.adam(1e-2), 5, jax.random.key(0))
+        bo.deep_ensemble("posterior", 2, optax.adam(1e-2), 5, key=jax.random.key(0))

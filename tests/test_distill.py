@@ -41,7 +41,9 @@ def test_data():
 
 @pytest.fixture(scope="module")
 def ensemble(posterior):
-    return bo.deep_ensemble(posterior, NUM_MEMBERS, None, NUM_STEPS, jax.random.key(0), BATCH)
+    return bo.deep_ensemble(
+        posterior, NUM_MEMBERS, None, NUM_STEPS, key=jax.random.key(0), batch_size=BATCH
+    )
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def regression():
         )
         for name, sampler in (("HMC", bo.HMC()), ("SGLD", bo.SGLD(step_size=1e-5, batch_size=64)))
     }
-    runs["deep ensemble"] = bo.deep_ensemble(problem.posterior, 4, None, 200, key)
+    runs["deep ensemble"] = bo.deep_ensemble(problem.posterior, 4, None, 200, key=key)
     return {
         name: bo.to_datatree(ensemble, problem.posterior, test=problem.test)
         for name, ensemble in runs.items()
@@ -70,7 +70,7 @@ def gap():
 def classification():
     """Breast-cancer classifier, a deep ensemble of four members, with held-out metrics."""
     problem = bo.builders.load_problem("classifier_mlp")
-    ensemble = bo.deep_ensemble(problem.posterior, 4, None, 200, jax.random.key(0))
+    ensemble = bo.deep_ensemble(problem.posterior, 4, None, 200, key=jax.random.key(0))
     return bo.to_datatree(ensemble, problem.posterior, test=problem.test)
 
 

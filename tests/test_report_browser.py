@@ -75,7 +75,7 @@ def report_file(tmp_path_factory):
         num_draws=50,
         progress=False,
     )
-    members = bo.deep_ensemble(posterior, 4, None, 200, jax.random.key(0))
+    members = bo.deep_ensemble(posterior, 4, None, 200, key=jax.random.key(0))
     sgld_tree = bo.to_datatree(sgld, posterior)
     sgld_tree["lens"] = xr.DataTree(
         xr.Dataset(

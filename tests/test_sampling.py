@@ -27,7 +27,8 @@ ARVIZ_STATS = {
     "step_size",
     "energy",
     "lp",
-    "stopped",
+    "stopped",  # SG-MCMC: the iterate turned non-finite (bayesover's own)
+    "non_finite",  # HMC/NUTS: the trajectory met a non-finite log density (bayesover's own)
 }
 
 NUM_CHAINS, NUM_WARMUP, NUM_DRAWS, THINNING = 2, 6, 5, 2

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from bayesover._atomic import atomic_write
 from bayesover.data import Data
 from bayesover.ensemble import Ensemble, _named_leaves
 from bayesover.likelihoods import Bernoulli, Categorical
@@ -143,17 +144,17 @@ def from_datatree(tree: xr.DataTree, like: Any = None) -> Ensemble:
 
 def save_datatree(tree: xr.DataTree, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
     """Write `tree` to netCDF (h5netcdf) at `path`: to a temporary name, then renamed, so an
-    existing file is never half-written. `overwrite=False` refuses an existing `path`."""
+    existing file is never half-written (`bayesover._atomic`; a failed write, disk full
+    included, raises an OSError naming `path` and leaves the old file intact).
+    `overwrite=False` refuses an existing `path`."""
+    if not isinstance(tree, xr.DataTree):
+        raise TypeError(f"`tree` must be an xarray.DataTree, got {type(tree).__name__}.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"`path` {str(path)!r} exists; pass overwrite=True to replace it.")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def load_datatree(path: str | os.PathLike) -> xr.DataTree:

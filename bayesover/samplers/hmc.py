@@ -4,6 +4,11 @@ Full-batch Hamiltonian Monte Carlo on the posterior's log density. Warm-up runs
 `blackjax.window_adaptation` (Stan's windowed step size and mass matrix adaptation, diagonal
 or dense) with an info filter that keeps nothing of the warm-up steps, so its memory does not
 grow with the number of parameters times warm-up steps.
+
+Non-finite log densities. A trajectory that reaches a point where the log density (or its
+gradient) is NaN or infinite is divergent and rejected by BlackJAX, so the chain itself stays
+finite; the draw's `non_finite` statistic records that it happened (a model that overflows in
+part of the space is sampled there as if truncated, which `bo.diagnose` reports).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class NUTSStats(NamedTuple):
     step_size: Array
     energy: Array
     lp: Array
+    non_finite: Array
 
 
 class HMCStats(NamedTuple):
@@ -54,6 +60,13 @@ class HMCStats(NamedTuple):
     step_size: Array
     energy: Array
     lp: Array
+    non_finite: Array
+
+
+def _non_finite(*integrator_states) -> Array:
+    """True when any of the trajectory's end states holds a non-finite log density."""
+    finite = jnp.all(jnp.stack([jnp.isfinite(s.logdensity) for s in integrator_states]))
+    return ~finite
 
 
 def _identity_metric(position, dense: bool) -> Array:
@@ -151,6 +164,9 @@ class NUTS(_HMCFamily):
                 step_size=step_size,
                 energy=info.energy,
                 lp=state.logdensity,
+                non_finite=_non_finite(
+                    info.trajectory_leftmost_state, info.trajectory_rightmost_state
+                ),
             )
 
         return self._build(posterior, blackjax.nuts, kernel, stats)
@@ -185,6 +201,7 @@ class HMC(_HMCFamily):
                 step_size=step_size,
                 energy=info.energy,
                 lp=state.logdensity,
+                non_finite=_non_finite(info.proposal),
             )
 
         return self._build(posterior, blackjax.hmc, kernel, stats)
