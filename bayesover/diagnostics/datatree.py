@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayesover._atomic import atomic_write
+from bayesover._atomic import atomic_write_bytes
 from bayesover.data import Data
 from bayesover.ensemble import Ensemble, _named_leaves
 from bayesover.likelihoods import Bernoulli, Categorical
@@ -146,7 +146,10 @@ def save_datatree(tree: xr.DataTree, path: str | os.PathLike, *, overwrite: bool
     """Write `tree` to netCDF (h5netcdf) at `path`: to a temporary name, then renamed, so an
     existing file is never half-written (`bayesover._atomic`; a failed write, disk full
     included, raises an OSError naming `path` and leaves the old file intact).
-    `overwrite=False` refuses an existing `path`."""
+    `overwrite=False` refuses an existing `path`.
+
+    The file is serialised in memory and written by Python: HDF5 meeting a failing disk
+    itself raises RuntimeErrors and can crash the process when its objects are freed."""
     if not isinstance(tree, xr.DataTree):
         raise TypeError(f"`tree` must be an xarray.DataTree, got {type(tree).__name__}.")
     if not isinstance(path, (str, os.PathLike)):
@@ -154,7 +157,7 @@ def save_datatree(tree: xr.DataTree, path: str | os.PathLike, *, overwrite: bool
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"`path` {str(path)!r} exists; pass overwrite=True to replace it.")
-    return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
+    return atomic_write_bytes(path, bytes(tree.to_netcdf(None, engine="h5netcdf")))
 
 
 def load_datatree(path: str | os.PathLike) -> xr.DataTree:
