@@ -399,8 +399,8 @@ def _warn_if_stopped(ensemble: Ensemble):
     if not ok.all():
         warnings.warn(
             f"chains {np.flatnonzero(~ok).tolist()} stopped: an SG-MCMC iterate turned non-finite "
-            "(a step size too large, or a log density that is not finite there). Their later draws are NaN and flagged in stats['stopped']; "
-            "the other chains' draws are kept.",
+            "(a step size too large, or a log density that is not finite there). Their later "
+            "draws are NaN and flagged in stats['stopped']; the other chains' draws are kept.",
             RuntimeWarning,
             stacklevel=3,
         )
