@@ -43,8 +43,9 @@ class Checkpoint:
 
     def _rebuild(self, prefix: str, template: Any, as_array: Any) -> Any:
         treedef = jax.tree.structure(template)
+        count = len(jax.tree.leaves(template))
         return jax.tree.unflatten(
-            treedef, [as_array(self.arrays[f"{prefix}_{i}"]) for i in range(treedef.num_leaves)]
+            treedef, [as_array(self.arrays[f"{prefix}_{i}"]) for i in range(count)]
         )
 
 
@@ -55,7 +56,7 @@ def temporary_path(path: str | os.PathLike) -> Path:
 
 def save(path: str | os.PathLike, fingerprint: str, states: Any, draws_done: int, chunks: list):
     """Write states and the draws of `chunks` (each a pytree, draws on axis 1) atomically."""
-    arrays = {
+    arrays: dict[str, Any] = {
         "format": np.asarray(FORMAT),
         "version": np.asarray(VERSION),
         "fingerprint": np.asarray(fingerprint),

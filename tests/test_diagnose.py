@@ -14,6 +14,7 @@ import pytest
 from conftest import reference_folder
 
 import bayesover as bo
+from bayesover.diagnostics import verdict as verdict_module
 
 STAT_COLUMNS = ["mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
 
@@ -125,7 +126,10 @@ def test_columns_and_labels(iid):
 def test_iid_all_ok(iid):
     assert iid.verdict == "ok", str(iid)
     assert set(iid.variables["verdict"]) == {"ok"}
-    assert list(iid.checks.index) == ["divergences", "e_bfmi", "tree_depth", "pareto_k", "draws"]
+    assert list(iid.checks.index) == [
+        *("divergences", "non_finite", "e_bfmi", "tree_depth", "pareto_k", "draws")
+    ]
+    assert iid.checks.loc["non_finite", "verdict"] == "n/a"  # no such statistic in the tree
     assert "elpd_loo" in iid.checks.loc["pareto_k", "value"]
 
 
@@ -168,6 +172,78 @@ def test_one_draw_per_chain_is_na(rng):
     assert np.isfinite(d.variables["mean"]).all()
     json.dumps(d.to_dict())
     str(d)
+
+
+@pytest.mark.filterwarnings("ignore:Found chain dimension to be longer")
+def test_deep_ensemble_loo_is_a_sentence_not_an_arviz_error(rng):
+    """1 draw per chain (8 members) with pointwise log-likelihoods: PSIS-LOO does not apply,
+    said as the report says it (one helper), never ArviZ's "n_draws_tail must be at least 5"."""
+    tree = _tree(
+        {"f": rng.normal(size=(8, 1, 3)), "log_lik": rng.normal(size=(8, 1))},
+        log_likelihood={"obs": rng.normal(-1.0, 0.1, size=(8, 1, 20))},
+        attrs={"task": "regression", "name": "deep_ensemble"},
+    )
+    d = bo.diagnose(tree)
+    row = d.checks.loc["pareto_k"]
+    assert row["verdict"] == "n/a"
+    assert row["reason"] == f"PSIS-LOO does not apply: {verdict_module.loo_unavailable(8, 1)}"
+    assert "one draw per chain" in row["reason"] and "not drawn from one posterior" in row["reason"]
+    for text in (str(d), d.to_html(), json.dumps(d.to_dict())):
+        assert "arviz.loo failed" not in text and "n_draws_tail" not in text
+    # a few draws of a real chain: too few for PSIS's Pareto tail, said so
+    few = bo.diagnose(
+        _tree({"x": rng.normal(size=(2, 10))}, log_likelihood={"obs": rng.normal(size=(2, 10, 5))})
+    )
+    reason = few.checks.loc["pareto_k", "reason"]
+    assert few.checks.loc["pareto_k", "verdict"] == "n/a"
+    assert "only 20 draws in all" in reason and "at least 25" in reason
+    assert verdict_module.loo_unavailable(4, 25) is None
+
+
+def test_non_finite_fails_naming_the_chains_and_fractions(rng):
+    non_finite = np.zeros((4, 200), bool)
+    non_finite[2, rng.choice(200, 54, replace=False)] = True  # 27%
+    non_finite[3, rng.choice(200, 62, replace=False)] = True  # 31%
+    tree = _tree(
+        {"x": rng.normal(size=(4, 200))},
+        sample_stats={"non_finite": non_finite, "diverging": non_finite},
+    )
+    d = bo.diagnose(tree)
+    row = d.checks.loc["non_finite"]
+    assert row["verdict"] == "fail" and d.verdict == "fail"
+    assert row["reason"].startswith(
+        "chains 2, 3 met a non-finite log density in 27%, 31% of transitions: the model is "
+        "undefined (NaN/inf) where the sampler went"
+    )
+    assert row["value"] == "116 of 800 transitions (14.5%) in 2 of 4 chains"
+    # the three renderings carry the line
+    assert re.search(r"^non_finite +fail +116 of 800", str(d), flags=re.M)
+    page = d.to_html()
+    assert "<th" in page and ">non_finite</th>" in page and "chains 2, 3 met" in page
+    out = json.loads(json.dumps(d.to_dict(), allow_nan=False))
+    assert out["checks"]["non_finite"]["verdict"] == "fail"
+    assert "27%, 31%" in out["checks"]["non_finite"]["reason"]
+    # one chain: singular; the draws themselves are finite, so they are still diagnosed
+    one = np.zeros((4, 200), bool)
+    one[1, 0] = True
+    row = bo.diagnose(_tree({"x": rng.normal(size=(4, 200))}, sample_stats={"non_finite": one}))
+    assert row.checks.loc["non_finite", "reason"].startswith("chain 1 met a non-finite")
+
+
+def test_non_finite_ok_when_all_false_na_when_absent(rng):
+    x = rng.normal(size=(4, 200))
+    ok = bo.diagnose(_tree({"x": x}, sample_stats={"non_finite": np.zeros((4, 200), bool)}))
+    assert ok.checks.loc["non_finite", "verdict"] == "ok"
+    assert ok.checks.loc["non_finite", "reason"] == ""
+    assert ok.checks.loc["non_finite", "value"] == "0 of 800 transitions (0%) in 0 of 4 chains"
+    assert ok.verdict == "ok"
+    absent = bo.diagnose(_tree({"x": x}, sample_stats={"lp": x}))
+    assert absent.checks.loc["non_finite", "verdict"] == "n/a"
+    assert "no sample_stats.non_finite" in absent.checks.loc["non_finite", "reason"]
+    assert absent.verdict == "ok"  # n/a lines do not count
+    sgmcmc = bo.diagnose(_tree({"x": x}, sample_stats={"stopped": np.zeros((4, 200), bool)}))
+    assert "see stopped_chains" in sgmcmc.checks.loc["non_finite", "reason"]
+    assert bo.diagnose(_tree({"x": x})).checks.loc["non_finite", "verdict"] == "n/a"
 
 
 def test_constant_variable_is_na(rng):
@@ -248,6 +324,47 @@ def test_renderings(bad, iid):
         out = json.loads(json.dumps(d.to_dict(), allow_nan=False))
         assert out["verdict"] == d.verdict
         assert [v["name"] for v in out["variables"]] == list(d.variables.index)
+
+
+def test_html_fold_shows_fail_then_warn_and_folds_ok_and_na(bad, iid):
+    """`to_html(fold=True)`, the report's table: fail rows, then warn rows (checks and
+    variables), then a `<details>` whose summary counts the ok and n/a rows it holds."""
+    page = bad.to_html(fold=True)
+    head, _, folded = page.partition("<details")
+    shown, hidden = _Rows(), _Rows()
+    shown.feed(head)
+    hidden.feed(folded)
+    assert shown.tr_classes == sorted(shown.tr_classes, key=["fail", "warn"].index)
+    assert shown.tr_classes[0] == "fail" and set(shown.tr_classes) <= {"fail", "warn"}
+    assert set(hidden.tr_classes) <= {"ok", "n/a"}
+    counts = bad.counts
+    assert len(shown.tr_classes) == counts["fail"] + counts["warn"]
+    assert len(hidden.tr_classes) == counts["ok"] + counts["n/a"]
+    summary = ", ".join(f"{counts[v]} {v}" for v in ("ok", "n/a") if counts[v])
+    assert f"<summary>{summary}</summary>" in folded
+    assert shown.tables == ["diagnostics"] and hidden.tables == ["diagnostics folded"]
+    # a clean run: one line in the table, everything folded
+    clean = iid.to_html(fold=True)
+    assert "no line warns or fails" in clean.partition("<details")[0]
+    assert f"<summary>{iid.counts['ok']} ok, 1 n/a</summary>" in clean
+    with pytest.raises(TypeError, match="`fold`"):
+        iid.to_html(fold="yes")
+
+
+def test_html_fold_keeps_many_failing_variables_short(rng):
+    """30 failing variables: the first 10 in the table, the other 20 folded under their
+    count; the text table still lists every one."""
+    shifted = rng.normal(size=(4, 300, 30)) + np.array([0.0, 0.0, 0.0, 3.0])[:, None, None]
+    d = bo.diagnose(_tree({"x": shifted}))
+    assert set(d.variables["verdict"]) == {"fail"}
+    head, _, folded = d.to_html(fold=True).partition("<details")
+    shown, hidden = _Rows(), _Rows()
+    shown.feed(head)
+    hidden.feed(folded)
+    assert shown.tr_classes.count("fail") == 10
+    assert "<summary>20 more variables that fail or warn (20 fail)</summary>" in folded
+    assert hidden.tr_classes.count("fail") == 20
+    assert sum(line.split()[1:2] == ["fail"] for line in str(d).splitlines()) == 30
 
 
 def test_text_summarises_many_ok_variables(rng):

@@ -1,7 +1,10 @@
 """`bo.report`: one self-contained HTML file whose standard plots all render on real runs."""
 
 import base64
+import errno
+import html.parser
 import io
+import pathlib
 import re
 
 import arviz as az
@@ -145,8 +148,9 @@ def test_three_runs_comparison_then_one_section_each(regression, tmp_path):
     alts = re.findall(r'<img alt="([^"]*)"', text)
     assert alts == [
         "LOO comparison",
-        *("trace plots", "rank plots", "ESS plots", "energy plot", "posterior predictive check"),
-        *("trace plots", "rank plots", "ESS plots", "posterior predictive check"),
+        *("trace plots", "rank plots", "local ESS plots", "energy plot"),
+        "posterior predictive check",
+        *("trace plots", "rank plots", "local ESS plots", "posterior predictive check"),
         "posterior predictive check",
     ]
     assert len(_images(text)) == 11
@@ -154,16 +158,22 @@ def test_three_runs_comparison_then_one_section_each(regression, tmp_path):
     assert "weight-space R-hat is meaningless" in text
 
 
-def test_one_tree_1d_regression_has_bands_and_lens(gap, tmp_path):
+@pytest.fixture(scope="module")
+def gap_report(gap, tmp_path_factory):
+    """The report of the 1-D regression with a lens group, written once for several tests."""
     tree = gap.copy()
     tree["lens"] = xr.DataTree(_lens())
-    text = report_module.report(tree, tmp_path / "gap.html").read_text()
+    return report_module.report(tree, tmp_path_factory.mktemp("gap") / "gap.html").read_text()
+
+
+def test_one_tree_1d_regression_has_bands_and_lens(gap_report):
+    text = gap_report
     _self_contained(text)
     assert _unavailable(text) == []
     assert "Comparison" not in text  # one run: no comparison section
     alts = re.findall(r'<img alt="([^"]*)"', text)
     assert alts == [
-        *("trace plots", "rank plots", "ESS plots", "predictive bands"),
+        *("trace plots", "rank plots", "local ESS plots", "predictive bands"),
         *("regret vs n", "-log W(eps) vs eps"),
     ]
     assert len(_images(text)) == 6
@@ -207,6 +217,145 @@ def test_numpyro_style_tree_with_classes_and_no_extras(tmp_path):
     assert "No LOO comparison" in text and "classes (no log_likelihood group)" in text
     assert _unavailable(text) == []
     assert "No reliability diagram" in text and "No predictive plot for this task" in text
+    # 3 classes shown: 6 // 3 = 2 probe points of 5, each its own trace panel
+    assert "2 of 5 probe points, evenly spaced (3 left out)" in text
+
+
+class _VerdictRows(html.parser.HTMLParser):
+    """The verdict rows' classes, each with whether it is folded inside `<details>`, and the
+    text of each `<summary>`."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.summaries, self._details, self._in_summary = [], [], 0, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self._details += tag == "details"
+        if tag == "summary":
+            self._in_summary = True
+            self.summaries.append("")
+        if tag == "tr" and "class" in attrs:
+            self.rows.append((attrs["class"], self._details > 0))
+
+    def handle_endtag(self, tag):
+        self._details -= tag == "details"
+        self._in_summary &= tag != "summary"
+
+    def handle_data(self, data):
+        if self._in_summary:
+            self.summaries[-1] += data
+
+
+def _verdict_rows(page: str) -> _VerdictRows:
+    parser = _VerdictRows()
+    parser.feed(page)
+    return parser
+
+
+def test_verdict_table_shows_fail_then_warn_and_folds_ok_and_na(rng_tree):
+    d = bo.diagnose(rng_tree)
+    assert {"fail", "warn", "ok", "n/a"} <= set(d.table["verdict"])
+    parser = _verdict_rows(report_module._verdict_html(d))
+    shown = [c for c, folded in parser.rows if not folded]
+    folded = [c for c, folded in parser.rows if folded]
+    assert shown == sorted(shown, key=["fail", "warn"].index)  # fail rows, then warn rows
+    assert set(shown) == {"fail", "warn"} and set(folded) == {"ok", "n/a"}
+    assert len(parser.rows) == len(d.table)  # every line is somewhere
+    assert parser.summaries == [f"{d.counts['ok']} ok, {d.counts['n/a']} n/a"]
+
+
+def test_healthy_run_verdict_is_folded_above_the_plots(gap_report):
+    """SGLD's 2 x 50 draws fail: at most 10 variables in the open table (fail first), the
+    other failing ones folded under their count, then the ok and n/a lines under theirs."""
+    section = gap_report[gap_report.index("<h3>Verdict</h3>") : gap_report.index("<img ")]
+    parser = _verdict_rows(section)
+    shown = [c for c, folded in parser.rows if not folded]
+    assert shown == sorted(shown, key=["fail", "warn"].index)
+    assert set(shown) <= {"fail", "warn"} and 0 < len(shown) <= 10 + 3  # + the few checks
+    counts = {v: sum(c == v for c, _ in parser.rows) for v in ("ok", "n/a")}
+    assert parser.summaries[-1] == ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    if len(parser.summaries) == 2:
+        assert re.fullmatch(r"\d+ more variables that fail or warn \(.*\)", parser.summaries[0])
+
+
+@pytest.fixture(scope="module")
+def rng_tree():
+    """Lines of every verdict: shifted chains fail, 0.5% divergences warn, a constant is
+    n/a, the rest ok."""
+    rng = np.random.default_rng(0)
+    diverging = np.zeros((4, 200), bool)
+    diverging[0, :4] = True
+    return az.from_dict(
+        {
+            "posterior": {
+                "shifted": rng.normal(size=(4, 200)) + np.array([0.0, 0.0, 0.0, 3.0])[:, None],
+                "c": np.ones((4, 200)),
+                "x": rng.normal(size=(4, 200, 5)),
+            },
+            "sample_stats": {"diverging": diverging},
+        }
+    )
+
+
+def test_loo_comparison_numbers_are_unrounded():
+    """elpd -28.53 against -29.29 with se ~ 6: ArviZ's rounding shows whole numbers (-29,
+    diff -1); the report shows 2 decimals of the unrounded values."""
+    rng = np.random.default_rng(0)
+
+    def run(elpd):
+        pointwise = rng.normal(size=10) * 2.0
+        pointwise += (elpd - pointwise.sum()) / 10  # sums to `elpd` exactly
+        loglik = pointwise + 1e-4 * rng.normal(size=(4, 100, 10))  # ~ the same in every draw
+        return az.from_dict(
+            {"posterior": {"mu": rng.normal(size=(4, 100))}, "log_likelihood": {"y": loglik}}
+        )
+
+    runs = {"a": run(-28.53), "b": run(-29.29)}
+    rounded = az.compare(runs)  # what this fixes: ArviZ's "auto" rounding by the se
+    assert all(float(x).is_integer() for x in (*rounded["elpd"], *rounded["elpd_diff"]))
+    text = report_module._loo_comparison(runs)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', text)
+    assert "-28.53" in cells and "-29.29" in cells and "-0.76" in cells
+    assert "-29" not in cells and "-1" not in cells
+    exact = az.compare(runs, round_to="none")
+    for name in runs:
+        row = re.search(rf"<tr><td>{name}</td>(.*?)</tr>", text)[1]
+        values = re.findall(r'<td class="num">([^<]*)</td>', row)
+        for column, value in zip(["elpd", "se", "elpd_diff", "dse"], values[1:5], strict=True):
+            assert value == f"{exact.loc[name, column]:.2f}", column
+
+
+def test_convergence_plots_one_trace_panel_per_probe_and_local_ess(gap, gap_report, monkeypatch):
+    subset, left_out = report_module._diagnosed_tree(gap)
+    assert gap["posterior"].sizes["probe"] == 25 and subset["posterior"].sizes["probe"] == 6
+    assert left_out == ["6 of 25 probe points, evenly spaced (19 left out)"]
+    assert "6 of 25 probe points, evenly spaced (19 left out)" in gap_report
+    figures = {}
+    draw = report_module._azp_figure
+
+    def record(function, *args, **kwargs):
+        figures[function] = (args[0], draw(function, *args, **kwargs))
+        return figures[function][1]
+
+    monkeypatch.setattr(report_module, "_azp_figure", record)
+    report_module._convergence(gap)
+    trace_tree, trace = figures["plot_trace_dist"]
+    names = list(trace_tree["posterior"].data_vars)
+    assert names == ["log_lik", "lp", *(f"f[{i}]" for i in (0, 5, 10, 14, 19, 24))]
+    assert all(trace_tree["posterior"][n].dims == ("chain", "draw") for n in names)
+    assert len(trace.axes) == 2 * len(names)  # a distribution and a trace panel per row
+    assert {a.get_ylabel() for a in trace.axes} >= {"f[0]", "f[24]"}
+    _, ess = figures["plot_ess"]
+    assert ess.get_suptitle().startswith("local ESS")
+
+
+def test_ess_plot_is_labelled_local_ess(gap_report):
+    caption = re.search(
+        r'<img alt="local ESS plots"[^>]*><figcaption>([^<]*)</figcaption>', gap_report
+    )
+    assert caption and caption[1].startswith("Local ESS") and "not the bulk ESS" in caption[1]
+    assert 'alt="ESS plots"' not in gap_report
 
 
 # -- robustness -----------------------------------------------------------------------------------
@@ -259,6 +408,29 @@ def test_a_failure_while_writing_leaves_the_old_report(gap, tmp_path, monkeypatc
         report_module.report(gap, path)
     assert path.read_text() == "old"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_full_disk_leaves_the_old_report_intact(gap_report, gap, tmp_path, monkeypatch):
+    """The disk fills up half-way through the new report: ENOSPC, naming the path; the old
+    report's bytes are intact and no temporary file is left."""
+    path = tmp_path / "report.html"
+    path.write_text(gap_report, encoding="utf-8")
+    before = path.read_bytes()
+    write_text = pathlib.Path.write_text
+
+    def disk_full(self, data, *args, **kwargs):
+        write_text(self, data[: len(data) // 2], *args, **kwargs)  # part of it lands
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report_module, "_document", lambda runs, title: "new " * 10_000)
+    monkeypatch.setattr(pathlib.Path, "write_text", disk_full)
+    with pytest.raises(OSError) as error:
+        report_module.report(gap, path)
+    monkeypatch.undo()
+    assert error.value.errno == errno.ENOSPC
+    assert str(path) in str(error.value) and "No space left" in str(error.value)
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
 
 
 def test_bad_input_names_the_argument(gap, tmp_path):

@@ -7,16 +7,20 @@ mailed or archived next to the run, and shows the same thing in ten years.
 Sections (several runs: a comparison first, then one section per run):
 
 - comparison: each run's verdict and predictive metrics side by side, and `arviz.compare` of
-  their PSIS-LOO when every run has pointwise log-likelihoods and several draws per chain;
-- per run: the configuration, the verdict table of `bo.diagnose`, trace, rank and ESS plots of
-  the function-space quantities that are diagnosed (never the raw weights), the energy plot of
-  HMC/NUTS, the predictions (bands for 1-D regression, a predictive check otherwise, a
+  the PSIS-LOO of the runs with pointwise log-likelihoods and several draws per chain, its
+  numbers unrounded (2 decimals);
+- per run: the configuration, the verdict table of `bo.diagnose` (fail rows, then warn rows;
+  the ok and n/a rows folded under their count), trace (one panel per probe point of `f`),
+  rank and local-ESS plots of the function-space quantities that are diagnosed (never the raw
+  weights; `f` at up to 6 evenly spaced probe points), the energy plot of HMC/NUTS, the
+  predictions (bands for 1-D regression, a predictive check otherwise, a
   reliability diagram for classification), the predictive metrics and, when the tree has a
   `lens` group, the regret and hypothesis-weight curves.
 
 A plot that cannot be drawn becomes a one-line "plot unavailable: <reason>" paragraph; the rest
-of the report is still written. The file is written to a temporary name and renamed, so an
-existing report is never half-overwritten.
+of the report is still written. The file is written to a temporary name and renamed
+(`bayesover._atomic`), so an existing report is never half-overwritten: a failed write (a full
+disk) raises an OSError naming the path and leaves the previous report as it was.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import io
 import json
 import os
 import re
-import threading
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,9 +39,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesover._atomic import atomic_write_text
+
 _DPI = 72
 _MAX_VARIABLES = 6  # trace/rank/ESS panels: a handful of variables ...
-_MAX_ELEMENTS = 3  # ... and of elements along each of their dims (probes, classes, ...)
+_MAX_ELEMENTS = 3  # ... and of elements along each of their dims (classes, sites, ...)
+_MAX_PROBES = 6  # f: probe points shown, evenly spaced (per class shown: 6 // classes)
 _MAX_CONFIG_CHARS = 160
 _MAX_POINTS = 200  # predictive check: observations shown
 _SAMPLE_DIMS = ("chain", "draw")
@@ -62,6 +68,8 @@ figcaption, .note { color: #555; font-size: .9em; }
 .unavailable { color: #a33; font-style: italic; }
 .verdict { font-weight: bold; text-transform: uppercase; }
 code { background: #f5f5f5; padding: 0 .2em; }
+details.diagnostics-folded { margin: -.5em 0 1em; }
+details.diagnostics-folded > summary { cursor: pointer; color: #2e6b34; }
 nav ul { columns: 2; }
 """
 
@@ -83,14 +91,16 @@ def report(
     - `title`: the page title (default: "bayesover diagnostics report").
     - `overwrite`: `False` refuses to replace an existing `path`.
 
-    **Returns:** `path` as a `Path`.
+    **Returns:** `path` as a `Path`. A failed write raises an `OSError` naming `path`, and
+    the previous file at `path`, if any, is left intact.
     """
     runs = _check_trees(trees)
     if title is not None and not isinstance(title, str):
         raise TypeError(f"`title` must be a str or None, got {type(title).__name__}.")
     path = _check_path(path, overwrite)
     document = _document(runs, title or "bayesover diagnostics report")
-    _write_atomic(path, document)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, document)  # an OSError names `path`; the old file stays whole
     return path
 
 
@@ -135,18 +145,6 @@ def _check_path(path: Any, overwrite: Any) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"`path` {str(path)!r} exists; pass overwrite=True to replace it.")
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see the old file or
-    the new one, never a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- document -------------------------------------------------------------------------------------
@@ -236,12 +234,18 @@ def _number(value: Any) -> str:
     return f"{x:.4g}" if x != int(x) or abs(x) >= 1e6 else str(int(x))
 
 
-def _table(header: list[str], rows: list[list[Any]], numeric_from: int = 1) -> str:
+def _table(
+    header: list[str],
+    rows: list[list[Any]],
+    numeric_from: int = 1,
+    number: Callable[[Any], str] = _number,
+) -> str:
+    """A plain table; columns from `numeric_from` on are right-aligned, printed by `number`."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = [
-            f'<td class="num">{_e(_number(v))}</td>' if i >= numeric_from else f"<td>{_e(v)}</td>"
+            f'<td class="num">{_e(number(v))}</td>' if i >= numeric_from else f"<td>{_e(v)}</td>"
             for i, v in enumerate(row)
         ]
         body.append(f"<tr>{''.join(cells)}</tr>")
@@ -282,12 +286,14 @@ def _diagnose(tree: xr.DataTree) -> Any:
 
 
 def _verdict_html(diagnostics: Any) -> str:
+    """The verdict and the table of `bo.diagnose`: the fail rows, then the warn rows; the ok
+    and n/a rows folded under their count, so the plots are not pages down."""
     if isinstance(diagnostics, Exception):
         return f'<p class="unavailable">verdict unavailable: {_e(_reason(diagnostics))}</p>'
     verdict = str(diagnostics.verdict)
     return (
         f'<p>Overall verdict: <span class="verdict {_e(verdict)}">{_e(verdict)}</span></p>\n'
-        + diagnostics.to_html()
+        + diagnostics.to_html(fold=True)
     )
 
 
@@ -350,12 +356,16 @@ def _loo_comparison(runs: dict[str, xr.DataTree]) -> str:
     """`arviz.compare` of the PSIS-LOO of the runs that have one, or a sentence saying why
     there is none. LOO needs pointwise log-likelihoods and several draws from one posterior;
     deep-ensemble members are not such draws."""
+    from bayesover.diagnostics.verdict import loo_unavailable
+
     eligible, skipped = {}, []
     for name, tree in runs.items():
+        sizes = tree["posterior"].sizes
+        why = loo_unavailable(int(sizes["chain"]), int(sizes["draw"]))
         if "log_likelihood" not in tree.children:
             skipped.append(f"{name} (no log_likelihood group)")
-        elif tree["posterior"].sizes["draw"] < 2:
-            skipped.append(f"{name} (one draw per chain: its members are not posterior draws)")
+        elif why is not None:
+            skipped.append(f"{name} ({why})")
         else:
             eligible[name] = tree
     left_out = (
@@ -370,14 +380,14 @@ def _loo_comparison(runs: dict[str, xr.DataTree]) -> str:
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            table = az.compare(eligible)
+            table = az.compare(eligible, round_to="none")  # "auto" shows -28.53 as -29
     except Exception as error:
         return (
             left_out
             + f'<p class="unavailable">LOO comparison unavailable: {_e(_reason(error))}</p>'
         )
     columns = [c for c in ("rank", "elpd", "se", "elpd_diff", "dse", "p", "weight") if c in table]
-    rows = [[name, *(table.loc[name, c] for c in columns)] for name in table.index]
+    rows = [[name, *(_loo_number(c, table.loc[name, c]) for c in columns)] for name in table.index]
     messages = sorted({str(w.message).split(". ")[0] for w in caught})
     note = "".join(f'<p class="note">ArviZ warned: {_e(m)}.</p>' for m in messages)
     return (
@@ -386,10 +396,19 @@ def _loo_comparison(runs: dict[str, xr.DataTree]) -> str:
         "data, higher is better; elpd_diff and dse: difference to the best run and its standard "
         "error; p: effective number of parameters. Only meaningful for runs on the same "
         "training data.</p>"
-        + _table(["run", *columns], rows)
+        + _table(["run", *columns], rows, number=str)
         + note
         + _figure(lambda: _azp_figure("plot_compare", table), "LOO comparison", "elpd +- se.")
     )
+
+
+def _loo_number(column: str, value: Any) -> str:
+    """A LOO comparison cell: the rank as an integer, every other number with 2 decimals
+    (elpd -28.53, never ArviZ's rounded -29)."""
+    if column == "rank":
+        return str(int(value))
+    x = float(value)
+    return f"{x:.2f}" if np.isfinite(x) else str(x)
 
 
 # -- figures --------------------------------------------------------------------------------------
@@ -442,6 +461,12 @@ def _flat_labeller() -> Any:
     return FlatLabeller()
 
 
+def _titled(figure: Any, title: str) -> Any:
+    """`figure` with `title` above all its panels."""
+    figure.suptitle(title)
+    return figure
+
+
 def _new_figure(width: float = 7.0, height: float = 4.0) -> Any:
     """A Figure outside pyplot's registry: no GUI backend involved, nothing to close."""
     from matplotlib.figure import Figure
@@ -450,10 +475,11 @@ def _new_figure(width: float = 7.0, height: float = 4.0) -> Any:
 
 
 # -- convergence ----------------------------------------------------------------------------------
-def _diagnosed_tree(tree: xr.DataTree) -> xr.DataTree:
-    """The handful of diagnosed variables the plots show: `log_lik`, `lp`, hyperparameters and
-    the first few `f` probes for a network (the raw weights `w` are never diagnosed), the first
-    sites for a NumPyro model; the first few elements along every other dim."""
+def _diagnosed_tree(tree: xr.DataTree) -> tuple[xr.DataTree, list[str]]:
+    """The handful of diagnosed variables the plots show, and a phrase per dim saying how many
+    elements were left out. For a network: `log_lik`, `lp`, hyperparameters and `f` at up to 6
+    evenly spaced probe points (fewer per class for classifiers; the raw weights `w` are never
+    diagnosed); for a NumPyro model the first sites. Other dims: the first few elements."""
     posterior = tree["posterior"].to_dataset()
     names = [
         str(v)
@@ -468,16 +494,58 @@ def _diagnosed_tree(tree: xr.DataTree) -> xr.DataTree:
     else:
         names = names[:_MAX_VARIABLES]
     subset = posterior[names]
-    for dim in subset.dims:
-        if dim in _SAMPLE_DIMS:
-            continue
-        if dim == "class" and subset.sizes[dim] == 2:
-            subset = subset.isel({dim: [1]})  # binary: P(class 1) says it all
+    left_out = []
+    classes = 1
+    if "class" in subset.dims:
+        size = subset.sizes["class"]
+        if size == 2:
+            subset = subset.isel({"class": [1]})  # binary: P(class 1) says it all
         else:
-            subset = subset.isel({dim: slice(0, _MAX_ELEMENTS)})
+            classes = min(size, _MAX_ELEMENTS)
+            subset = subset.isel({"class": slice(0, classes)})
+            if size > classes:
+                left_out.append(
+                    f"the first {classes} of {size} classes ({size - classes} left out)"
+                )
+    for dim in list(subset.dims):
+        if dim in (*_SAMPLE_DIMS, "class"):
+            continue
+        size = subset.sizes[dim]
+        if dim == "probe":
+            shown = max(1, _MAX_PROBES // classes)
+            keep = np.unique(np.linspace(0, size - 1, min(size, shown)).round().astype(int))
+            what = f"{keep.size} of {size} probe points, evenly spaced"
+        else:
+            keep = np.arange(min(size, _MAX_ELEMENTS))
+            what = f"the first {keep.size} of {size} along {dim}"
+        subset = subset.isel({dim: keep})
+        if keep.size < size:
+            left_out.append(f"{what} ({size - keep.size} left out)")
     groups = {"posterior": subset}
     if "sample_stats" in tree.children:
         groups["sample_stats"] = tree["sample_stats"].to_dataset()
+    return xr.DataTree.from_dict(groups), left_out
+
+
+def _per_probe(subset: xr.DataTree) -> xr.DataTree:
+    """`f` split into one variable per probe point, `f[i]` (its classes stay together), so
+    the compact trace plot draws one panel per probe point instead of all f[i, k] in one."""
+    posterior = subset["posterior"].to_dataset()
+    if "f" not in posterior or "probe" not in posterior["f"].dims:
+        return subset
+    f = posterior["f"]
+    labels = [str(v) for v in np.asarray(f["probe"])] if "probe" in f.coords else None
+    variables: dict[str, xr.DataArray] = {}
+    for name, value in posterior.data_vars.items():
+        if name != "f":
+            variables[str(name)] = value
+            continue
+        for i in range(f.sizes["probe"]):
+            label = labels[i] if labels else str(i)
+            variables[f"f[{label}]"] = f.isel(probe=i, drop=True)
+    groups = {"posterior": xr.Dataset(variables, attrs=posterior.attrs)}
+    if "sample_stats" in subset.children:
+        groups["sample_stats"] = subset["sample_stats"].to_dataset()
     return xr.DataTree.from_dict(groups)
 
 
@@ -490,18 +558,21 @@ def _convergence(tree: xr.DataTree) -> str:
             "plots do not apply. The spread between members shows in the predictions "
             "below.</p>"
         )
-    subset, labeller = _diagnosed_tree(tree), _flat_labeller()
+    (subset, left_out), labeller = _diagnosed_tree(tree), _flat_labeller()
+    per_probe = _per_probe(subset)
     min_ess = 100 * int(sizes["chain"])
     names = ", ".join(str(v) for v in subset["posterior"].data_vars)
+    shown = f" Shown: {'; '.join(left_out)}." if left_out else ""
     parts = [
-        f'<p class="note">Diagnosed function-space variables shown: {_e(names)} (first '
-        f"{_MAX_ELEMENTS} elements of each dim). Raw weights are not diagnosed: permuting "
-        "hidden units gives the same function, so weight-space R-hat is meaningless.</p>",
+        f'<p class="note">Diagnosed variables shown: {_e(names)}.{_e(shown)} The verdict '
+        "table above has every element. Raw weights are not diagnosed: permuting hidden "
+        "units gives the same function, so weight-space R-hat is meaningless.</p>",
         _figure(
-            lambda: _azp_figure("plot_trace_dist", subset, compact=True, labeller=labeller),
+            lambda: _azp_figure("plot_trace_dist", per_probe, compact=True, labeller=labeller),
             "trace plots",
-            "Trace (right) and per-chain distributions (left): chains should overlap and "
-            "look like stationary noise, without trends or stuck stretches.",
+            "Trace (right) and per-chain distributions (left), one row per variable and per "
+            "probe point of f: chains should overlap and look like stationary noise, without "
+            "trends or stuck stretches.",
         ),
     ]
     if sizes["chain"] > 1:
@@ -515,10 +586,16 @@ def _convergence(tree: xr.DataTree) -> str:
         )
     parts.append(
         _figure(
-            lambda: _azp_figure("plot_ess", subset, labeller=labeller, min_ess=min_ess),
-            "ESS plots",
-            f"Local effective sample size along quantiles; the dashed line is {min_ess}, "
-            "100 per chain, the verdict table's threshold (Vehtari et al. 2021).",
+            lambda: _titled(
+                _azp_figure("plot_ess", subset, kind="local", labeller=labeller, min_ess=min_ess),
+                "local ESS (not the bulk ESS of the verdict table)",
+            ),
+            "local ESS plots",
+            "Local ESS: the effective sample size of the probability of each small interval "
+            "between quantiles, along the distribution. It is not the bulk ESS of the verdict "
+            f"table (which is for the mean and median); the dashed line is {min_ess}, 100 per "
+            "chain, the table's threshold (Vehtari et al. 2021). Low local ESS in the tails "
+            "means intervals are the least reliable estimates.",
         )
     )
     stats = tree["sample_stats"] if "sample_stats" in tree.children else None

@@ -18,9 +18,13 @@ package `posterior` to about 1e-11; nothing is re-implemented here.
   (x - mean)^2. Reported, no verdict.
 - A non-finite R-hat or ESS (a constant variable, one draw per chain, NaN draws) is "n/a".
 
-**Checks** (each only when its statistic is in the tree):
+**Checks** (each only when its statistic is in the tree, except `non_finite`):
 
 - `divergences` (`sample_stats.diverging`): ok 0, warn <= 1% of draws, fail > 1%.
+- `non_finite` (`sample_stats.non_finite`, HMC/NUTS): the fraction of transitions per chain
+  whose trajectory met a non-finite log density (rejected, so the draws stay finite, but the
+  region is never sampled); ok 0, fail >= 1. Listed as n/a when the tree has no such
+  statistic (SG-MCMC: a chain that meets a non-finite value stops, see `stopped_chains`).
 - `e_bfmi` (`sample_stats.energy`): E-BFMI = sum_t (E_t - E_{t-1})^2 / sum_t (E_t - mean E)^2
   per chain; ok if every chain >= 0.3, else warn.
 - `tree_depth` (`sample_stats.tree_depth`): draws at the maximum tree depth
@@ -30,6 +34,9 @@ package `posterior` to about 1e-11; nothing is re-implemented here.
   fitted to the largest importance ratios 1 / p(y_i | theta_s) of PSIS-LOO. With
   k_thr = min(1 - 1 / log10(S), 0.7): ok if max k <= k_thr, warn < 1, fail >= 1. Above
   2,000 observations, on a fixed random subset of 2,000 (ArviZ's PSIS runs per observation).
+  n/a, with the reason as a sentence (`loo_unavailable`), for one draw per chain (a deep
+  ensemble's members are not draws from one posterior) or fewer than 25 draws in all (PSIS
+  fits its Pareto tail to the largest fifth of the draws and needs at least 5 there).
 - `stopped_chains` (`sample_stats.stopped`, SG-MCMC): fail if any chain stopped after a
   non-finite iterate; the variables are then diagnosed on the healthy chains.
 - `draws`: C chains x D draws; warn when C < 4; n/a with one draw per chain (a deep
@@ -79,8 +86,11 @@ DIVERGENCES_WARN = 0.01
 EBFMI_OK = 0.3
 TREE_DEPTH_WARN = 0.10
 MIN_CHAINS = 4
+PSIS_MIN_DRAWS = 25  # arviz-stats fits the Pareto tail to floor(S / 5) >= 5 draws
 _LOO_MAX_OBS = 2000  # above this, Pareto k on a random subset of observations
 _TEXT_OK_ROWS = 15
+_HTML_BAD_ROWS = 10  # to_html(fold=True): fail/warn variables shown before folding the rest
+_LIST_CHAINS = 10  # reasons name at most this many chains
 _ROW_COLOURS = {"ok": "#e8f5e9", "warn": "#fff8e1", "fail": "#ffebee", "n/a": "#f5f5f5"}
 
 
@@ -93,9 +103,9 @@ class Diagnostics:
     - `variables`: one row per scalar element of each diagnosed posterior variable (index:
       labels such as `f[3]`, `f[3, 1]`, `mu`); columns `mean, sd, mcse_mean, mcse_sd,
       ess_bulk, ess_tail, r_hat` (ArviZ's values, unrounded), `verdict`, `reason`.
-    - `checks`: one row per sampler-level check (index: `divergences`, `e_bfmi`,
-      `tree_depth`, `pareto_k`, `stopped_chains`, `draws`); columns `value`, `threshold`
-      (text), `verdict`, `reason`.
+    - `checks`: one row per sampler-level check (index: `divergences`, `non_finite`,
+      `e_bfmi`, `tree_depth`, `pareto_k`, `stopped_chains`, `draws`); columns `value`,
+      `threshold` (text), `verdict`, `reason`.
     - `name`, `task`: the run's sampler name and task, from the tree's attributes.
     """
 
@@ -151,36 +161,47 @@ class Diagnostics:
             ],
         }
 
-    def to_html(self) -> str:
+    def to_html(self, *, fold: bool = False) -> str:
         """A self-contained `<table class="diagnostics">` (no external CSS or JS): checks,
-        then variables, each worst first; each row `<tr class="ok|warn|fail|n/a">`."""
-        esc = html.escape
-        ncol = 2 + len(_STAT_COLUMNS) + 1
-        rows = [
-            '<table class="diagnostics" style="border-collapse:collapse;font-size:0.9em">',
-            f"<caption>{esc(self._headline())}</caption>",
-        ]
-        if len(self.checks):
-            rows.append('<tbody class="checks">')
-            rows.append(
-                _html_header(["check", "verdict"], ["value (threshold)"], len(_STAT_COLUMNS))
-            )
-            for name, row in _worst_first(self.checks).iterrows():
-                value = f"{row['value']} (threshold: {row['threshold']})"
-                rows.append(
-                    _html_row(row["verdict"], name, [(value, len(_STAT_COLUMNS))], row["reason"])
-                )
-            rows.append("</tbody>")
-        if len(self.variables):
-            rows.append('<tbody class="variables">')
-            rows.append(_html_header(["variable", "verdict"], list(_STAT_COLUMNS), 1))
-            for name, row in _worst_first(self.variables).iterrows():
-                cells = [(_format_stat(col, row[col]), 1) for col in _STAT_COLUMNS]
-                rows.append(_html_row(row["verdict"], name, cells, row["reason"]))
-            rows.append("</tbody>")
-        if not len(self.checks) and not len(self.variables):
-            rows.append(f'<tbody><tr><td colspan="{ncol}">nothing to diagnose</td></tr></tbody>')
+        then variables, each worst first; each row `<tr class="ok|warn|fail|n/a">`.
+
+        `fold=True` (as `bo.report` shows it): the table holds only the fail rows, then the
+        warn rows (every check; the first 10 variables that fail or warn, fail first, and
+        the others folded in a `<details>` under their count), and the ok and n/a rows follow
+        folded in a `<details>` whose summary counts them ("41 ok, 3 n/a"), so the table
+        stays short and the plots after it are not pages down.
+        """
+        if not isinstance(fold, bool):
+            raise TypeError(f"`fold` must be a bool, got {type(fold).__name__}.")
+        table = '<table class="diagnostics" style="border-collapse:collapse;font-size:0.9em">'
+        rows = [table, f"<caption>{html.escape(self._headline())}</caption>"]
+        if not fold:
+            rows += _html_body(self.checks, self.variables)
+            if not len(self.checks) and not len(self.variables):
+                rows.append(_html_note("nothing to diagnose"))
+            rows.append("</table>")
+            return "\n".join(rows)
+        bad, rest = ["fail", "warn"], ["ok", "n/a"]
+        check_level = self.checks["verdict"]
+        bad_variables = _worst_first(self.variables[self.variables["verdict"].isin(bad)])
+        shown, more = bad_variables.iloc[:_HTML_BAD_ROWS], bad_variables.iloc[_HTML_BAD_ROWS:]
+        for level in bad:
+            rows += _html_body(self.checks[check_level == level], shown[shown["verdict"] == level])
+        if len(rows) == 2:  # caption only: nothing fails or warns
+            empty = not len(self.checks) and not len(self.variables)
+            rows.append(_html_note("nothing to diagnose" if empty else "no line warns or fails"))
         rows.append("</table>")
+        if len(more):
+            found = more["verdict"].value_counts()
+            which = ", ".join(f"{int(found[v])} {v}" for v in bad if v in found)
+            summary = f"{len(more)} more variables that fail or warn ({which})"
+            rows += _html_folded(summary, table, _html_body(self.checks.iloc[:0], more))
+        folded_checks = self.checks[check_level.isin(rest)]
+        folded_variables = self.variables[self.variables["verdict"].isin(rest)]
+        if len(folded_checks) or len(folded_variables):
+            counts = self.counts
+            summary = ", ".join(f"{counts[v]} {v}" for v in rest if counts[v])
+            rows += _html_folded(summary, table, _html_body(folded_checks, folded_variables))
         return "\n".join(rows)
 
     def __str__(self) -> str:
@@ -433,6 +454,7 @@ def _checks(
     rows: dict[str, tuple[str, str, str, str]] = {}
     if stats is not None and "diverging" in stats:
         rows["divergences"] = _divergences(stats["diverging"])
+    rows["non_finite"] = _non_finite(stats)
     if stats is not None and "energy" in stats:
         rows["e_bfmi"] = _e_bfmi(stats)
     if stats is not None and "tree_depth" in stats:
@@ -531,6 +553,10 @@ def _pareto_k(groups: dict[str, xr.Dataset], var_name: str) -> tuple[str, str, s
     loglik = groups["log_likelihood"][[var_name]]
     num_samples = loglik.sizes["chain"] * loglik.sizes["draw"]
     k_thr = _pareto_k_threshold(num_samples)
+    why = loo_unavailable(loglik.sizes["chain"], loglik.sizes["draw"])
+    if why is not None:
+        threshold = _pareto_threshold(f"min(1 - 1/log10(S), {PARETO_K_OK})")
+        return "-", threshold, "n/a", f"PSIS-LOO does not apply: {why}"
     num_obs = int(np.prod([n for d, n in loglik[var_name].sizes.items() if d not in _SAMPLE_DIMS]))
     subset = num_obs > _LOO_MAX_OBS
     if subset:
@@ -585,6 +611,30 @@ def _subsample_obs(loglik: xr.DataArray, size: int) -> xr.Dataset:
     return xr.Dataset({loglik.name: data})
 
 
+def loo_unavailable(num_chains: int, num_draws: int) -> str | None:
+    """Why PSIS-LOO does not apply to `num_chains` x `num_draws` draws, as a phrase for a
+    sentence, or None when it does.
+
+    It does not with one draw per chain (a deep ensemble: its members are independently
+    trained, not draws from one posterior, so importance ratios between them mean nothing),
+    nor with fewer than 25 draws in all (PSIS fits a generalised Pareto to the largest
+    floor(S / 5) importance ratios and needs at least 5 of them). `bo.diagnose` and
+    `bo.report` both word it with this function.
+    """
+    if num_draws < 2:
+        return (
+            "one draw per chain (a deep ensemble), whose members are trained independently, "
+            "not drawn from one posterior"
+        )
+    total = num_chains * num_draws
+    if total < PSIS_MIN_DRAWS:
+        return (
+            f"only {total} draws in all, and PSIS needs at least {PSIS_MIN_DRAWS} (it fits a "
+            "Pareto tail to the largest fifth of the importance ratios, at least 5 of them)"
+        )
+    return None
+
+
 def _pareto_k_threshold(num_samples: int) -> float:
     """min(1 - 1 / log10(S), 0.7): ArviZ 1.x's sample-size-dependent k threshold."""
     if num_samples <= 1:
@@ -594,6 +644,46 @@ def _pareto_k_threshold(num_samples: int) -> float:
 
 def _pareto_threshold(k_thr: str) -> str:
     return f"ok k <= {k_thr}, warn < {PARETO_K_WARN:g}, fail >= {PARETO_K_WARN:g}"
+
+
+def _non_finite(stats: xr.Dataset | None) -> tuple[str, str, str, str]:
+    """Per chain, the fraction of transitions whose trajectory met a non-finite log density
+    (HMC/NUTS's `non_finite`): ok when none did, fail otherwise, n/a without the statistic."""
+    threshold = "ok 0, fail >= 1 transition"
+    if stats is None or "non_finite" not in stats:
+        sgmcmc = stats is not None and "stopped" in stats
+        reason = (
+            "SG-MCMC records no non_finite statistic: a chain that meets a non-finite value "
+            "stops (see stopped_chains)"
+            if sgmcmc
+            else "the tree has no sample_stats.non_finite (bayesover's HMC and NUTS record it)"
+        )
+        return "-", threshold, "n/a", reason
+    flags = stats["non_finite"].astype(bool)
+    flags = flags.transpose("chain", ...) if "chain" in flags.dims else flags.expand_dims("chain")
+    per_chain = np.asarray(flags, dtype=bool).reshape(flags.sizes["chain"], -1)
+    total = per_chain.size
+    count = int(per_chain.sum())
+    fraction = per_chain.mean(axis=1) if per_chain.shape[1] else np.zeros(per_chain.shape[0])
+    bad = np.flatnonzero(fraction > 0)
+    value = (
+        f"{count} of {total} transitions ({_percent(count / total if total else 0.0)}) in "
+        f"{bad.size} of {per_chain.shape[0]} chains"
+    )
+    if bad.size == 0:
+        return value, threshold, "ok", ""
+    shown = bad[:_LIST_CHAINS]
+    more = f" (and {bad.size - shown.size} more)" if bad.size > shown.size else ""
+    chains = ", ".join(str(c) for c in shown.tolist())
+    fractions = ", ".join(_percent(f) for f in fraction[shown])
+    reason = (
+        f"chain{'s' if bad.size > 1 else ''} {chains}{more} met a non-finite log density in "
+        f"{fractions} of transitions: the "
+        "model is undefined (NaN/inf) where the sampler went; those trajectories were "
+        "rejected, so the draws miss that region as if the posterior were cut off there; "
+        "fix the model's numerics (overflow, log of 0) or constrain its parameters"
+    )
+    return value, threshold, "fail", reason
 
 
 def _stopped(healthy: np.ndarray) -> tuple[str, str, str, str]:
@@ -639,6 +729,11 @@ def _draws(num_chains: int, num_draws: int) -> tuple[str, str, str, str]:
 def _one_line(err: Exception) -> str:
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text[:200]}"
+
+
+def _percent(fraction: float) -> str:
+    """27.3% and 0.5%: three significant digits, as the other checks print fractions."""
+    return f"{100 * fraction:.3g}%"
 
 
 def _json_value(x: Any) -> Any:
@@ -689,6 +784,46 @@ def _text_table(
         return "  ".join([*cells, str(row[-1])])
 
     return [fmt(header), *(fmt(r) for r in body)]
+
+
+def _html_body(checks: pd.DataFrame, variables: pd.DataFrame) -> list[str]:
+    """The `<tbody>` of the checks and that of the variables, each worst first (none when
+    empty)."""
+    rows = []
+    if len(checks):
+        rows.append('<tbody class="checks">')
+        rows.append(_html_header(["check", "verdict"], ["value (threshold)"], len(_STAT_COLUMNS)))
+        for name, row in _worst_first(checks).iterrows():
+            value = f"{row['value']} (threshold: {row['threshold']})"
+            rows.append(
+                _html_row(row["verdict"], name, [(value, len(_STAT_COLUMNS))], row["reason"])
+            )
+        rows.append("</tbody>")
+    if len(variables):
+        rows.append('<tbody class="variables">')
+        rows.append(_html_header(["variable", "verdict"], list(_STAT_COLUMNS), 1))
+        for name, row in _worst_first(variables).iterrows():
+            cells = [(_format_stat(col, row[col]), 1) for col in _STAT_COLUMNS]
+            rows.append(_html_row(row["verdict"], name, cells, row["reason"]))
+        rows.append("</tbody>")
+    return rows
+
+
+def _html_folded(summary: str, table: str, body: list[str]) -> list[str]:
+    """`body` in a table of its own, folded in a `<details>` under `summary`."""
+    return [
+        '<details class="diagnostics-folded">',
+        f"<summary>{html.escape(summary)}</summary>",
+        table.replace('class="diagnostics"', 'class="diagnostics folded"', 1),
+        *body,
+        "</table>",
+        "</details>",
+    ]
+
+
+def _html_note(text: str) -> str:
+    ncol = 2 + len(_STAT_COLUMNS) + 1
+    return f'<tbody><tr><td colspan="{ncol}">{html.escape(text)}</td></tr></tbody>'
 
 
 def _html_header(first: list[str], middle: list[str], span: int) -> str:
