@@ -2,19 +2,28 @@
 
     bayesover demo                         NUTS, SGLD and a deep ensemble on the default model
     bayesover sample MODEL --sampler nuts  one run of a model file, written to --out DIR
+                                           (--name NAME adds it to DIR beside the others)
     bayesover diagnose DIR                 the verdict table of every run in DIR
     bayesover report DIR                   DIR/report.html, one self-contained page
 
 A run directory holds one ArviZ DataTree per run (`NAME.nc`, netCDF) and `report.html`. Output
 directories are built under a temporary name and renamed into place, so an interrupted command
-leaves nothing half-written, and an existing directory is replaced only with `--overwrite`.
+leaves nothing half-written, and an existing directory is replaced only with `--overwrite`;
+`sample --name NAME` instead writes one file, DIR/NAME.nc, and leaves the rest of DIR alone.
+MODEL is a file in models/ or any Python file with `build(seed, **options) -> bo.Problem`
+(docs/model-files.md); `--option KEY=VALUE` passes options to it.
+
+`--help` and every argument error answer before JAX is imported: the checks of the arguments
+and of `--out` and `--checkpoint` run first, the heavy imports inside the commands after them.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 _SAMPLERS = ("nuts", "hmc", "sgld", "sghmc", "psgld", "ensemble")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class CommandError(Exception):
@@ -60,13 +70,107 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _option(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` -> (KEY, VALUE as a Python literal, else the string itself)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with KEY a Python name (e.g. width=32), got {text!r}"
+        )
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return key, value  # not a literal: the string (dataset=digits)
+
+
+def _run_name(text: str) -> str:
+    if text.endswith(".nc") or not _RUN_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a file name without .nc (letters, digits, '_', '-', '.'), got {text!r}"
+        )
+    if text == "report":
+        raise argparse.ArgumentTypeError("'report' is taken by DIR/report.html")
+    return text
+
+
+def _options(pairs: Sequence[tuple[str, Any]] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, value in pairs or ():
+        if key in options:
+            raise CommandError(f"--option {key} is given twice")
+        if key == "seed":
+            raise CommandError("--option seed: the seed is set with --seed")
+        options[key] = value
+    return options
+
+
 # -- output directories ---------------------------------------------------------------------------
-def _new_run_dir(out: Path, overwrite: bool) -> Path:
-    """A fresh temporary directory beside `out`, to be renamed into place by `_commit`."""
-    if out.exists() and not overwrite:
-        raise CommandError(f"output directory {str(out)!r} exists; pass --overwrite to replace it")
+def _check_writable(target: Path, argument: str) -> None:
+    """Fail now if `target` (a file or folder, with any missing parent folders) cannot be made."""
+    from bayesover._atomic import check_writable_directory
+
+    missing = target
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    if not missing.parent.is_dir():
+        raise CommandError(
+            f"{argument} {str(target)!r}: {str(missing.parent)!r} is not a directory"
+        )
+    try:
+        check_writable_directory(missing, argument)
+    except OSError as error:
+        raise CommandError(error.strerror or str(error)) from None
+
+
+def _check_out(out: Path, name: str | None, overwrite: bool, *, can_name: bool = True) -> Path:
+    """Check `--out` before any work; return the file (--name) or folder that will be written."""
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {str(out)!r} exists and is not a directory")
+    if name is not None:
+        target = out / f"{name}.nc"
+        if target.exists() and not overwrite:
+            raise CommandError(
+                f"run {name!r} exists in {str(out)!r}; pass --overwrite to replace that run, "
+                "or choose another --name"
+            )
+        if target.exists() and not target.is_file():
+            raise CommandError(f"{str(target)!r} exists and is not a file")
+        _check_writable(target, "--out")
+        return target
+    if not out.name:
+        raise CommandError(
+            f"--out {str(out)!r} names no new folder; give one (runs/x), or pass --name NAME "
+            f"to add a run to {str(out)!r}"
+        )
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        hint = ", or --name NAME to add a run to it" if can_name else ""
+        raise CommandError(
+            f"output directory {str(out)!r} exists and is not empty; pass --overwrite to "
+            f"replace it{hint}"
+        )
+    _check_writable(out, "--out")  # the new folder is built beside it, then renamed
+    return out
+
+
+def _check_checkpoint(path: str | None, out: Path, name: str | None) -> Path | None:
+    if path is None:
+        return None
+    checkpoint = Path(path)
+    if checkpoint.exists() and not checkpoint.is_file():
+        raise CommandError(f"--checkpoint {str(checkpoint)!r} exists and is not a file")
+    if name is None and checkpoint.resolve().is_relative_to(out.resolve()):
+        raise CommandError(
+            f"--checkpoint {str(checkpoint)!r} is inside --out {str(out)!r}, which is replaced "
+            "as a whole; put it elsewhere, or pass --name NAME (then --out is kept)"
+        )
+    _check_writable(checkpoint, "--checkpoint")
+    return checkpoint
+
+
+def _new_run_dir(out: Path, overwrite: bool, *, can_name: bool = True) -> Path:
+    """A fresh temporary directory beside `out`, to be renamed into place by `_commit`."""
+    _check_out(out, None, overwrite, can_name=can_name)  # again: it may have changed meanwhile
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -101,7 +205,7 @@ def _load_runs(directory: Path) -> dict[str, Any]:
 
 
 # -- samplers -------------------------------------------------------------------------------------
-def _run(problem, sampler: str, args: argparse.Namespace, key) -> Any:
+def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) -> Any:
     """One run of `sampler` on `problem.posterior`, as a `bo.Ensemble`."""
     import optax
 
@@ -110,6 +214,8 @@ def _run(problem, sampler: str, args: argparse.Namespace, key) -> Any:
     posterior = problem.posterior
     progress = not args.quiet
     if sampler == "ensemble":
+        if checkpoint is not None:
+            raise CommandError(_NO_ENSEMBLE_CHECKPOINT)
         if not isinstance(posterior, bo.Posterior):
             raise CommandError("--sampler ensemble needs a network model, not a NumPyro one")
         return bo.deep_ensemble(
@@ -146,6 +252,7 @@ def _run(problem, sampler: str, args: argparse.Namespace, key) -> Any:
         thinning=thinning,
         init=init,
         progress=progress,
+        checkpoint=checkpoint,
     )
 
 
@@ -170,37 +277,69 @@ def _say(args: argparse.Namespace, text: str = "") -> None:
 
 
 # -- commands -------------------------------------------------------------------------------------
+_NO_ENSEMBLE_CHECKPOINT = (
+    "--checkpoint is not supported with --sampler ensemble: a deep ensemble trains its members "
+    "in one go and writes no checkpoint; leave --checkpoint out"
+)
+
+
 def _sample(args: argparse.Namespace) -> int:
+    # every check of the arguments first: no JAX, no model built, nothing written yet
+    out = Path(args.out)
+    options = _options(args.option)
+    if args.checkpoint is not None and args.sampler == "ensemble":
+        raise CommandError(_NO_ENSEMBLE_CHECKPOINT)
+    target = _check_out(out, args.name, args.overwrite)
+    checkpoint = _check_checkpoint(args.checkpoint, out, args.name)
+
     import jax
 
     from bayesover.diagnostics.datatree import save_datatree
 
-    problem = _load(args.model, args.seed)
-    out = Path(args.out)
-    tmp = _new_run_dir(out, args.overwrite)
-    try:
-        start = time.perf_counter()
-        ensemble = _run(problem, args.sampler, args, jax.random.key(args.seed))
-        tree = _tree(problem, ensemble, args.sampler)
-        save_datatree(tree, tmp / f"{args.sampler}.nc")
+    problem = _load(args.model, args.seed, options)
+    name = args.name or args.sampler
+    key = jax.random.key(args.seed)
+    start = time.perf_counter()
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if args.name is not None:  # one new file in DIR; the other runs and the report stay
+        ensemble = _run(problem, args.sampler, args, key, checkpoint)
+        tree = _tree(problem, ensemble, name)
+        out.mkdir(parents=True, exist_ok=True)
+        save_datatree(tree, target, overwrite=args.overwrite)
         elapsed = time.perf_counter() - start
-        _commit(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    _say(args, f"{args.sampler} on {problem.name}: {elapsed:.1f} s, written to {out}/")
-    _print_diagnostics(args, {args.sampler: tree})
+        where = f"{target} (`bayesover report {out}` covers every run in {out}/)"
+    else:
+        tmp = _new_run_dir(out, args.overwrite)
+        try:
+            ensemble = _run(problem, args.sampler, args, key, checkpoint)
+            tree = _tree(problem, ensemble, name)
+            save_datatree(tree, tmp / f"{name}.nc")
+            elapsed = time.perf_counter() - start
+            _commit(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        where = f"{out}/"
+    _say(args, f"{args.sampler} on {problem.name}: {elapsed:.1f} s, written to {where}")
+    _print_diagnostics(args, {name: tree})
     return 0
 
 
-def _load(model: str, seed: int):
-    from bayesover.builders import load_problem
+def _load(model: str, seed: int, options: dict[str, Any] | None = None):
+    from bayesover.builders import OptionError, load_problem
 
     try:
-        return load_problem(model, seed=seed)
+        return load_problem(model, seed=seed, **(options or {}))
     except FileNotFoundError as error:
         raise CommandError(str(error)) from None
     except CommandError:
         raise
+    except OptionError as error:
+        accepted = ", ".join(error.accepted) if error.accepted else "no options"
+        raise CommandError(
+            f"--option {', '.join(error.unknown)}: not an option of model {model!r}; its "
+            f"build() accepts {accepted}"
+        ) from None
     except (ValueError, TypeError) as error:
         raise CommandError(f"model {model!r} could not be built: {error}") from None
     except Exception as error:  # a broken model file: its own error, in one line
@@ -238,12 +377,16 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    options = _options(args.option)
+    _check_out(out, None, args.overwrite, can_name=False)  # before any work
+
     import jax
 
     from bayesover.diagnostics.datatree import save_datatree
     from bayesover.diagnostics.report import report
 
-    problem = _load(args.model, args.seed)
+    problem = _load(args.model, args.seed, options)
     posterior = problem.posterior
     _say(
         args,
@@ -251,8 +394,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"{posterior.num_data} training points, "
         f"{problem.test.num_points if problem.test else 0} test",
     )
-    out = Path(args.out)
-    tmp = _new_run_dir(out, args.overwrite)
+    tmp = _new_run_dir(out, args.overwrite, can_name=False)
     runs: dict[str, Any] = {}
     timings: dict[str, float] = {}
     plan = [
@@ -309,7 +451,36 @@ def _add_run_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
     parser.add_argument("--max-tree-depth", type=_positive_int, default=10, help="NUTS depth")
     parser.add_argument("--map-steps", type=_positive_int, default=2000, help="ensemble steps")
     parser.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam rate")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the model's build() (repeatable); VALUE is read as a Python literal "
+        "(32, 0.5, True, [1, 2]), else kept as a string",
+    )
+    if demo:
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    else:
+        parser.add_argument(
+            "--name",
+            type=_run_name,
+            default=None,
+            help="write DIR/NAME.nc and keep the rest of DIR (its other runs and report); "
+            "without it DIR must be new or empty and holds DIR/SAMPLER.nc",
+        )
+        parser.add_argument(
+            "--checkpoint",
+            metavar="PATH",
+            default=None,
+            help="save the sampler state to PATH as it goes; the same command run again resumes "
+            "from it (not for --sampler ensemble)",
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace an existing --out (with --name: only DIR/NAME.nc)",
+        )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -341,10 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sample",
         help="sample one model file and write its DataTree",
         description="Sample MODEL (a file in models/, or any Python file with "
-        "`build(seed=0, **options) -> bo.Problem`) and write OUT/SAMPLER.nc.",
+        "`build(seed=0, **options) -> bo.Problem`, see docs/model-files.md) and write "
+        "DIR/SAMPLER.nc, or DIR/NAME.nc with --name.",
     )
     sample.add_argument("model", metavar="MODEL", help="model file or name in models/")
-    sample.add_argument("--out", required=True, help="output directory (must not exist)")
+    sample.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (new or empty, or --name)"
+    )
     _add_run_options(sample, demo=False)
     sample.set_defaults(run=_sample)
 
@@ -376,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (CommandError, ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+    except (CommandError, ValueError, TypeError, OSError) as error:
         print(f"bayesover {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

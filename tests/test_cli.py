@@ -38,7 +38,7 @@ def test_demo_refuses_an_existing_directory_without_overwrite(tmp_path, capsys):
     (out / "keep.nc").write_bytes(b"earlier results")
     assert main(["demo", "--quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "exists; pass --overwrite" in err
+    assert err.count("\n") == 1 and "exists and is not empty; pass --overwrite" in err
     assert [p.name for p in out.iterdir()] == ["keep.nc"]
     assert (out / "keep.nc").read_bytes() == b"earlier results"
 
@@ -62,7 +62,7 @@ def test_sample_writes_one_tree_and_refuses_to_overwrite(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["ensemble.nc"]
     capsys.readouterr()
     assert main(args) == 2
-    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 import bayesover as bo
-from bayesover.builders import load_problem
+from bayesover.builders import OptionError, build_options, load_problem
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,29 @@ def test_teacher_student_targets_follow_the_teacher():
     outputs = jax.vmap(teacher)(problem.posterior.data.inputs)[:, 0]
     residual = np.asarray(problem.posterior.data.targets - outputs)
     assert abs(residual.std() - 0.1) < 0.02
+
+
+def test_build_options_are_the_parameters_after_the_seed():
+    def named(seed=0, *, width=16, depth=1): ...
+    def open_ended(seed=0, **options): ...
+    def positional(seed, width, /, depth=2): ...
+
+    assert build_options(named) == (("width", "depth"), False)
+    assert build_options(open_ended) == ((), True)
+    assert build_options(positional) == (("depth",), False)
+
+
+def test_an_option_build_does_not_take_is_refused_before_build_runs(tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(
+        "calls = []\n"
+        "def build(seed=0, *, width=16, test_fraction=0.2):\n"
+        "    calls.append(seed)\n"
+        "    raise AssertionError('build must not run')\n"
+    )
+    with pytest.raises(OptionError, match=r"no option 'widht'; it takes width, test_fraction"):
+        load_problem(model, seed=0, widht=8)
+    with pytest.raises(TypeError) as info:  # an OptionError is a TypeError
+        load_problem(model, widht=8, depht=2)
+    assert info.value.unknown == ("depht", "widht")
+    assert info.value.accepted == ("width", "test_fraction")
