@@ -13,41 +13,42 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> (module, attribute); attribute None re-exports the module itself.
+# public name -> (module, attribute); attribute None re-exports the module itself. In the
+# order of the flow: model -> posterior -> inference -> ensemble -> {lens, diagnostics} -> cli.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
-    "builders": ("bayesover.builders", None),
+    "builders": ("bayesover.cli.builders", None),
     "data": ("bayesover.data", None),
     "lens": ("bayesover.lens", None),
-    "likelihoods": ("bayesover.likelihoods", None),
-    "metrics": ("bayesover.metrics", None),
-    "priors": ("bayesover.priors", None),
-    "samplers": ("bayesover.samplers", None),
-    "schedules": ("bayesover.schedules", None),
+    "likelihoods": ("bayesover.model.likelihoods", None),
+    "metrics": ("bayesover.ensemble.metrics", None),
+    "priors": ("bayesover.model.priors", None),
+    "samplers": ("bayesover.inference.samplers", None),
+    "schedules": ("bayesover.inference.schedules", None),
+    "Model": ("bayesover.model._model", "Model"),
+    "Problem": ("bayesover.model._problem", "Problem"),
     "Data": ("bayesover.data", "Data"),
-    "deep_ensemble": ("bayesover._deep_ensemble", "deep_ensemble"),
-    "from_datatree": ("bayesover.diagnostics.datatree", "from_datatree"),
-    "load_datatree": ("bayesover.diagnostics.datatree", "load_datatree"),
-    "save_datatree": ("bayesover.diagnostics.datatree", "save_datatree"),
-    "to_datatree": ("bayesover.diagnostics.datatree", "to_datatree"),
-    "report": ("bayesover.diagnostics.report", "report"),
-    "Diagnostics": ("bayesover.diagnostics.verdict", "Diagnostics"),
-    "diagnose": ("bayesover.diagnostics.verdict", "diagnose"),
-    "DistillResult": ("bayesover._distill", "DistillResult"),
-    "distill": ("bayesover._distill", "distill"),
-    "Ensemble": ("bayesover.ensemble", "Ensemble"),
-    "Model": ("bayesover.model", "Model"),
-    "MAPResult": ("bayesover.optimize", "MAPResult"),
-    "map_estimate": ("bayesover.optimize", "map_estimate"),
-    "AbstractPosterior": ("bayesover.posterior", "AbstractPosterior"),
-    "NumPyroPosterior": ("bayesover.posterior", "NumPyroPosterior"),
-    "Posterior": ("bayesover.posterior", "Posterior"),
-    "Problem": ("bayesover.problem", "Problem"),
-    "sample": ("bayesover._sample", "sample"),
-    "HMC": ("bayesover.samplers", "HMC"),
-    "NUTS": ("bayesover.samplers", "NUTS"),
-    "SGHMC": ("bayesover.samplers", "SGHMC"),
-    "SGLD": ("bayesover.samplers", "SGLD"),
-    "pSGLD": ("bayesover.samplers", "pSGLD"),
+    "AbstractPosterior": ("bayesover.posterior._posterior", "AbstractPosterior"),
+    "NumPyroPosterior": ("bayesover.posterior._posterior", "NumPyroPosterior"),
+    "Posterior": ("bayesover.posterior._posterior", "Posterior"),
+    "HMC": ("bayesover.inference.samplers._hmc", "HMC"),
+    "NUTS": ("bayesover.inference.samplers._hmc", "NUTS"),
+    "SGHMC": ("bayesover.inference.samplers._sgmcmc", "SGHMC"),
+    "SGLD": ("bayesover.inference.samplers._sgmcmc", "SGLD"),
+    "pSGLD": ("bayesover.inference.samplers._sgmcmc", "pSGLD"),
+    "sample": ("bayesover.inference._sample", "sample"),
+    "MAPResult": ("bayesover.inference._optimize", "MAPResult"),
+    "map_estimate": ("bayesover.inference._optimize", "map_estimate"),
+    "deep_ensemble": ("bayesover.inference._deep_ensemble", "deep_ensemble"),
+    "Ensemble": ("bayesover.ensemble._ensemble", "Ensemble"),
+    "DistillResult": ("bayesover.ensemble._distill", "DistillResult"),
+    "distill": ("bayesover.ensemble._distill", "distill"),
+    "from_datatree": ("bayesover.diagnostics._datatree", "from_datatree"),
+    "load_datatree": ("bayesover.diagnostics._datatree", "load_datatree"),
+    "save_datatree": ("bayesover.diagnostics._datatree", "save_datatree"),
+    "to_datatree": ("bayesover.diagnostics._datatree", "to_datatree"),
+    "Diagnostics": ("bayesover.diagnostics._verdict", "Diagnostics"),
+    "diagnose": ("bayesover.diagnostics._verdict", "diagnose"),
+    "report": ("bayesover.diagnostics._report", "report"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -73,36 +74,36 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from bayesover import builders as builders
     from bayesover import data as data
     from bayesover import lens as lens
-    from bayesover import likelihoods as likelihoods
-    from bayesover import metrics as metrics
-    from bayesover import priors as priors
-    from bayesover import samplers as samplers
-    from bayesover import schedules as schedules
-    from bayesover._deep_ensemble import deep_ensemble as deep_ensemble
-    from bayesover._distill import DistillResult as DistillResult
-    from bayesover._distill import distill as distill
-    from bayesover._sample import sample as sample
+    from bayesover.cli import builders as builders
     from bayesover.data import Data as Data
-    from bayesover.diagnostics.datatree import from_datatree as from_datatree
-    from bayesover.diagnostics.datatree import load_datatree as load_datatree
-    from bayesover.diagnostics.datatree import save_datatree as save_datatree
-    from bayesover.diagnostics.datatree import to_datatree as to_datatree
-    from bayesover.diagnostics.report import report as report
-    from bayesover.diagnostics.verdict import Diagnostics as Diagnostics
-    from bayesover.diagnostics.verdict import diagnose as diagnose
-    from bayesover.ensemble import Ensemble as Ensemble
-    from bayesover.model import Model as Model
-    from bayesover.optimize import MAPResult as MAPResult
-    from bayesover.optimize import map_estimate as map_estimate
-    from bayesover.posterior import AbstractPosterior as AbstractPosterior
-    from bayesover.posterior import NumPyroPosterior as NumPyroPosterior
-    from bayesover.posterior import Posterior as Posterior
-    from bayesover.problem import Problem as Problem
-    from bayesover.samplers import HMC as HMC
-    from bayesover.samplers import NUTS as NUTS
-    from bayesover.samplers import SGHMC as SGHMC
-    from bayesover.samplers import SGLD as SGLD
-    from bayesover.samplers import pSGLD as pSGLD
+    from bayesover.diagnostics._datatree import from_datatree as from_datatree
+    from bayesover.diagnostics._datatree import load_datatree as load_datatree
+    from bayesover.diagnostics._datatree import save_datatree as save_datatree
+    from bayesover.diagnostics._datatree import to_datatree as to_datatree
+    from bayesover.diagnostics._report import report as report
+    from bayesover.diagnostics._verdict import Diagnostics as Diagnostics
+    from bayesover.diagnostics._verdict import diagnose as diagnose
+    from bayesover.ensemble import metrics as metrics
+    from bayesover.ensemble._distill import DistillResult as DistillResult
+    from bayesover.ensemble._distill import distill as distill
+    from bayesover.ensemble._ensemble import Ensemble as Ensemble
+    from bayesover.inference import samplers as samplers
+    from bayesover.inference import schedules as schedules
+    from bayesover.inference._deep_ensemble import deep_ensemble as deep_ensemble
+    from bayesover.inference._optimize import MAPResult as MAPResult
+    from bayesover.inference._optimize import map_estimate as map_estimate
+    from bayesover.inference._sample import sample as sample
+    from bayesover.inference.samplers._hmc import HMC as HMC
+    from bayesover.inference.samplers._hmc import NUTS as NUTS
+    from bayesover.inference.samplers._sgmcmc import SGHMC as SGHMC
+    from bayesover.inference.samplers._sgmcmc import SGLD as SGLD
+    from bayesover.inference.samplers._sgmcmc import pSGLD as pSGLD
+    from bayesover.model import likelihoods as likelihoods
+    from bayesover.model import priors as priors
+    from bayesover.model._model import Model as Model
+    from bayesover.model._problem import Problem as Problem
+    from bayesover.posterior._posterior import AbstractPosterior as AbstractPosterior
+    from bayesover.posterior._posterior import NumPyroPosterior as NumPyroPosterior
+    from bayesover.posterior._posterior import Posterior as Posterior

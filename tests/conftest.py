@@ -16,7 +16,7 @@ import jax
 import numpyro  # noqa: F401  before any test file's `import arviz`: see bayesover/diagnostics/__init__.py
 import pytest
 
-from bayesover.builders import load_module
+from bayesover.cli.builders import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

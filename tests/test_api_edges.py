@@ -124,7 +124,7 @@ def test_position_check_under_jit_vmap_and_grad(posterior, net):
 def test_position_check_costs_under_a_few_microseconds(posterior, net):
     import timeit
 
-    from bayesover.model import check_position
+    from bayesover.model._model import check_position
 
     position = posterior.position(net)
     seconds = min(timeit.repeat(lambda: check_position(position, "x"), number=2000, repeat=5))

@@ -10,14 +10,14 @@ import pytest
 from conftest import ROOT
 
 import bayesover as bo
-from bayesover import _checkpoint
-from bayesover.cli import _option, main
+from bayesover.cli._main import _option, main
+from bayesover.inference import _checkpoint
 
 # -- no JAX for help and argument errors ----------------------------------------------------------
 # One subprocess runs every case in turn and records, after each, whether `jax` was imported.
 _SCRIPT = r"""
 import contextlib, io, json, os, pathlib, sys
-from bayesover import cli
+from bayesover.cli import _main as cli
 
 root = pathlib.Path(sys.argv[1])
 (root / "file").write_text("a file")

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import bayesover as bo
-from bayesover._deep_ensemble import _DEFAULT_OPTIMIZER, _train_members_traced
+from bayesover.inference._deep_ensemble import _DEFAULT_OPTIMIZER, _train_members_traced
 
 NUM_MEMBERS, NUM_STEPS, BATCH = 4, 400, 50
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import reference_folder
 
 import bayesover as bo
-from bayesover.diagnostics import verdict as verdict_module
+from bayesover.diagnostics import _verdict as verdict_module
 
 STAT_COLUMNS = ["mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
 

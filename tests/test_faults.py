@@ -30,9 +30,9 @@ import pytest
 from conftest import model_file
 
 import bayesover as bo
-from bayesover import _checkpoint
-from bayesover import _sample as sample_module
-from bayesover.likelihoods import AbstractLikelihood
+from bayesover.inference import _checkpoint
+from bayesover.inference import _sample as sample_module
+from bayesover.model.likelihoods import AbstractLikelihood
 
 NUM_CHAINS = 4
 BAD_CHAINS = [2, 3]

@@ -8,9 +8,9 @@ import pytest
 import scipy.integrate
 
 from bayesover.lens import closed_form as cf
-from bayesover.lens.bounds import bounds
-from bayesover.lens.result import EvidenceResult
-from bayesover.lens.weight import WeightCurve
+from bayesover.lens._bounds import bounds
+from bayesover.lens._result import EvidenceResult
+from bayesover.lens._weight import WeightCurve
 
 P0 = 0.2
 NS = np.array([1, 10, 100, 1000, 10000])
@@ -148,7 +148,7 @@ def test_chain_from_a_splitting_curve():
     import jax
     import jax.numpy as jnp
 
-    from bayesover.lens.weight import weight_curve
+    from bayesover.lens._weight import weight_curve
 
     posterior = cf.bernoulli_model(np.array([0.0, 1.0]))
 

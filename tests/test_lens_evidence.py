@@ -18,7 +18,7 @@ import scipy.stats as st
 import bayesover as bo
 from bayesover.lens import EvidenceResult, Target
 from bayesover.lens import closed_form as cf
-from bayesover.lens.evidence import log_evidence
+from bayesover.lens._evidence import log_evidence
 
 
 def check(result: EvidenceResult, exact: float):
@@ -73,7 +73,7 @@ def test_gaussian_location(gaussian_location, method):
 
 @pytest.mark.slow
 def test_prequential_branch(gaussian_location):
-    pytest.importorskip("bayesover.lens.prequential")
+    pytest.importorskip("bayesover.lens._prequential")
     posterior, exact = gaussian_location
     result = log_evidence(posterior, "prequential", key=jax.random.key(1), num_particles=512)
     check(result, exact)
@@ -111,7 +111,7 @@ def test_bernoulli(method):
 
 @pytest.mark.slow
 def test_prequential_bernoulli():
-    pytest.importorskip("bayesover.lens.prequential")
+    pytest.importorskip("bayesover.lens._prequential")
     posterior, exact = _bernoulli()
     check(log_evidence(posterior, "prequential", key=jax.random.key(2)), exact)
 

@@ -11,12 +11,12 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import bayesover as bo
-from bayesover.lens.flatness import (
+from bayesover.lens._flatness import (
     effective_dimension,
     learning_coefficient,
     prior_precision_vector,
 )
-from bayesover.lens.target import Target
+from bayesover.lens._target import Target
 
 
 def _mlp_posterior(prior):
@@ -135,7 +135,7 @@ def test_weight_slope_is_the_learning_coefficient_singular():
     """K(a, b) = (ab)^2 / 2 (y = abx + noise at a = b = 0, E x^2 = 1): W(eps) ~ c eps^(1/2)
     log(1/eps) (lambda = 1/2, m = 2), against d/2 = 1 for a regular model. The splitting curve
     matches the exact W, and the slope of log W - log log(1/eps) at small eps is lambda."""
-    from bayesover.lens.weight import weight_curve
+    from bayesover.lens._weight import weight_curve
 
     x = jax.random.normal(jax.random.key(12), (10,))
     posterior = bo.Posterior.from_numpyro(_product, x, jnp.zeros(10))

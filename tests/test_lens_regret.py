@@ -16,9 +16,9 @@ import scipy.special as sc
 
 import bayesover as bo
 from bayesover.lens import closed_form as cf
-from bayesover.lens.prequential import prequential_log_evidence
-from bayesover.lens.regret import RegretResult, expected_regret, regret
-from bayesover.lens.target import Target
+from bayesover.lens._prequential import prequential_log_evidence
+from bayesover.lens._regret import RegretResult, expected_regret, regret
+from bayesover.lens._target import Target
 
 N, P0 = 20, 0.7
 BERNOULLI = {"num_particles": 400, "num_runs": 4}

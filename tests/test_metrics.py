@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesover import metrics
+from bayesover.ensemble import metrics
 
 # Six points, four classes, shared by the classification tests. Per point: top-class
 # confidence c, predicted class (argmax), label, correct?

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 import bayesover as bo
-from bayesover.builders import OptionError, build_options, load_problem
+from bayesover.cli.builders import OptionError, build_options, load_problem
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def _sample_and_summarise(name: str) -> dict:
 
     import bayesover as bo
     from bayesover import validation
-    from bayesover.builders import load_module
+    from bayesover.cli.builders import load_module
 
     if not jax.config.jax_enable_x64:
         raise RuntimeError("the posteriordb NUTS runs must be made with JAX_ENABLE_X64=1")

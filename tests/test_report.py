@@ -18,7 +18,7 @@ import xarray as xr
 from PIL import Image
 
 import bayesover as bo
-from bayesover.diagnostics import report as report_module
+from bayesover.diagnostics import _report as report_module
 
 IMAGE = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

@@ -23,7 +23,7 @@ import scipy.optimize
 import scipy.special as sc
 import scipy.stats
 
-from bayesover.posterior import NumPyroPosterior, Posterior
+from bayesover.posterior._posterior import NumPyroPosterior, Posterior
 
 __all__ = [
     "LinearGaussianProblem",

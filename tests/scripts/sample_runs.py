@@ -41,7 +41,7 @@ import jax
 import numpy as np
 
 import bayesover as bo
-from bayesover.builders import load_module
+from bayesover.cli.builders import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 lg = load_module(ROOT / "models" / "linear_gaussian.py")
