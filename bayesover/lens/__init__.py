@@ -5,6 +5,9 @@ from bayesover.lens import closed_form as closed_form
 from bayesover.lens._attach import attach as attach
 from bayesover.lens._bounds import Bounds as Bounds
 from bayesover.lens._bounds import bounds as bounds
+from bayesover.lens._ensemble_regret import EnsembleRegret as EnsembleRegret
+from bayesover.lens._ensemble_regret import cumulative_regret as cumulative_regret
+from bayesover.lens._ensemble_regret import ensemble_regret as ensemble_regret
 from bayesover.lens._evidence import ais_log_evidence as ais_log_evidence
 from bayesover.lens._evidence import laplace_log_evidence as laplace_log_evidence
 from bayesover.lens._evidence import log_evidence as log_evidence

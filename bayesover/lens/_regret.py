@@ -25,6 +25,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
+from bayesover._checks import ArgumentTypeError
+from bayesover.ensemble._ensemble import Ensemble
 from bayesover.inference._optimize import minimise
 from bayesover.lens._prequential import prequential_log_evidence
 from bayesover.lens._result import EvidenceResult
@@ -124,7 +126,8 @@ def regret(
 
     **Arguments:**
 
-    - `posterior`: a network `bo.Posterior`, a NumPyro target or a `bo.lens.Target`.
+    - `posterior`: a network `bo.Posterior`, a NumPyro target or a `bo.lens.Target` (for a
+      `bo.Ensemble`'s own mixture, see `bo.lens.ensemble_regret`).
     - `key`: a JAX PRNG key (evidence runs and the fit).
     - `truth`: theta0 as an unconstrained position of the target (a pytree like
       `Target.sample_prior`'s), or a `(n,)` array of per-datum log P_theta0(x_t | inputs) in data
@@ -138,6 +141,12 @@ def regret(
 
     **Returns:** a `RegretResult`; with several runs the standard error per t is across runs.
     """
+    if isinstance(posterior, Ensemble):
+        raise ArgumentTypeError(
+            "`posterior` is a bo.Ensemble: `regret` estimates the exact Bayes mixture from a "
+            "posterior; the regret of an ensemble's own mixture is "
+            "bo.lens.ensemble_regret(ensemble, data, truth=...)."
+        )
     target = as_target(posterior)
     n = target.num_data
     key_evidence, key_fit = jax.random.split(key)
