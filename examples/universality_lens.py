@@ -4,7 +4,7 @@
     .venv/bin/python examples/universality_lens.py --resume  # go on from the saved students
     .venv/bin/python examples/universality_lens.py --quick   # a smoke run (~7 min)
 
-A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `models/teacher_student.py`) labels inputs
+A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `bayesover/models/teacher_student.py`) labels inputs
 x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
 65 ... 4,097 parameters, 63x) with the fan-in Normal prior learn it. Two teachers: a simple one
 (weights of scale 0.5: nearly linear) and a complex one (scale 2: saturated, wiggly).
@@ -17,8 +17,9 @@ For each teacher and width:
      each of a few data sets drawn from the teacher, averaged.
    - A practical SGLD ensemble's: E R_n = sum_{t<n} E r_t with r_t = E_x KL(P_0(.|x) ||
      M_SGLD(.|x, x^t)), the excess test log-loss of a 4-chain SGLD ensemble trained on the
-     first t points (t = 0 is the prior predictive; the expectation over y by Gauss-Hermite
-     quadrature), summed over t with r interpolated between the grid points.
+     first t points (t = 0 is the prior predictive; `bo.lens.ensemble_regret` against the
+     teacher's law, the expectation over y by Gauss-Hermite quadrature), summed over t with r
+     interpolated between the grid points (`bo.lens.cumulative_regret`).
 2. The weight of the hypothesis -log W(eps), K(theta) = E_x (f_theta(x) - f0(x))^2 / (2 sigma^2)
    on 512 fixed inputs x ~ N(0, I_2) (`bo.lens.kl_gaussian_outputs`; a large sample, since on a
    few inputs a wide student could match the teacher there alone and W would come out too
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
+import numpyro.distributions as dist
 import optax
 
 import bayesover as bo
@@ -60,7 +61,8 @@ def log(*args):
 
 
 def student_problem(width: int, teacher_scale: float, num_points: int):
-    module = bo.builders.load_module(ROOT / "models" / "teacher_student.py")
+    from bayesover.models import teacher_student as module
+
     problem = module.build(
         0,
         width=width,
@@ -111,36 +113,13 @@ def sgld_ensemble(posterior, key, cfg) -> tuple[bo.Ensemble, float]:
     raise RuntimeError(f"SGLD diverged on every chain down to step size {step_size * 4:.2g}")
 
 
-def instantaneous_regret(ensemble, test, teacher, nodes: int = 16) -> tuple[float, float]:
-    """r = mean_x KL(P_0(.|x) || M(.|x)), the expected excess log-loss at the test inputs.
-
-    The expectation over y ~ N(f0(x), sigma^2) is done by Gauss-Hermite quadrature (`nodes`
-    points), so only the inputs are sampled; the stderr is over the test inputs."""
-    z, w = np.polynomial.hermite_e.hermegauss(nodes)  # probabilists': weight exp(-z^2/2)
-    w = w / w.sum()
+def instantaneous_regret(ensemble, test, teacher) -> tuple[float, float]:
+    """r = mean_x KL(P_0(.|x) || M(.|x)) at the test inputs, with its stderr over the inputs:
+    `bo.lens.ensemble_regret` against the teacher's law N(f0(x), sigma^2) (the expectation
+    over y by Gauss-Hermite quadrature, so only the inputs are sampled)."""
     f0 = jax.vmap(teacher)(test.inputs).reshape(test.targets.shape)
-    y = f0[None, :] + SIGMA * jnp.asarray(z, f0.dtype)[:, None]  # (nodes, m)
-    x = jnp.tile(test.inputs, (nodes, 1))
-    log_m = ensemble.predict(x).log_prob(y.reshape(-1)).reshape(nodes, -1)
-    log_p0 = jax.scipy.stats.norm.logpdf(y, f0[None, :], SIGMA)
-    kl = np.asarray(jnp.tensordot(jnp.asarray(w, f0.dtype), log_p0 - log_m, axes=1))
-    return float(kl.mean()), float(kl.std(ddof=1) / math.sqrt(kl.size))
-
-
-def cumulative(ts, r, r_se, n):
-    """R_n = sum_{t<n} r_t with r interpolated between the grid points: linearly from t = 0 to
-    the first positive t, then as a power law (linear in log t, log r), the shape of a
-    regret rate r_t ~ c / t^a. Standard errors add (neighbouring errors are correlated)."""
-    ts, r, r_se = (np.asarray(v, float) for v in (ts, r, r_se))
-    grid = np.arange(n, dtype=float)
-    head = grid < ts[1]
-    values = np.empty_like(grid)
-    values[head] = np.interp(grid[head], ts, r)
-    tail = grid[~head]
-    positive = np.maximum(r[1:], 1e-12)
-    values[~head] = np.exp(np.interp(np.log(tail), np.log(ts[1:]), np.log(positive)))
-    ses = np.interp(grid, ts, r_se)
-    return float(values.sum()), float(ses.sum())
+    result = bo.lens.ensemble_regret(ensemble, test, truth=dist.Normal(f0, SIGMA))
+    return result.mean, result.stderr
 
 
 def smc_regret(full, teacher, cfg, key) -> bo.lens.RegretResult:
@@ -207,10 +186,9 @@ def run_one(teacher_name, width, cfg, key):
         seconds = time.perf_counter() - start
         log(f"  {teacher_name} w{width} t={t}: r_t {r:.4f} ± {se:.4f} ({seconds:.1f} s)")
     result["t"], result["r_t"], result["r_t_se"] = ts, rs, ses
-    curve = [cumulative(ts, rs, ses, n) for n in cfg["ns"]]
     result["n"] = list(cfg["ns"])
-    result["sgld_regret"] = [c[0] for c in curve]
-    result["sgld_regret_se"] = [c[1] for c in curve]
+    regret, regret_se = bo.lens.cumulative_regret(ts, rs, ses, cfg["ns"])
+    result["sgld_regret"], result["sgld_regret_se"] = regret.tolist(), regret_se.tolist()
 
     # 2. the weight of the hypothesis and the bound chain
     curve = chain = None
@@ -410,8 +388,8 @@ def main(argv=None):
     if args.plot_only:  # re-derive R_n from the saved r_t, re-plot, print the table
         results = json.loads(saved.read_text())["results"]
         for r in results:
-            curve = [cumulative(r["t"], r["r_t"], r["r_t_se"], n) for n in r["n"]]
-            r["sgld_regret"], r["sgld_regret_se"] = [c[0] for c in curve], [c[1] for c in curve]
+            regret, regret_se = bo.lens.cumulative_regret(r["t"], r["r_t"], r["r_t_se"], r["n"])
+            r["sgld_regret"], r["sgld_regret_se"] = regret.tolist(), regret_se.tolist()
         plot(results, figures)
         table(results)
         return
