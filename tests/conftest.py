@@ -16,7 +16,7 @@ import jax
 import numpyro  # noqa: F401  before any test file's `import arviz`: see bayesover/diagnostics/__init__.py
 import pytest
 
-from bayesover.cli.builders import load_module
+from bayesover.cli.builders import load_module, package_models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -78,5 +78,7 @@ def key():
 
 
 def model_file(name: str):
-    """Import a file of `models/` by name (e.g. "linear_gaussian")."""
-    return load_module(ROOT / "models" / f"{name}.py")
+    """Import a model file by name: a bundled one (`bayesover/models/`, e.g. "linear_gaussian")
+    or one of the repository's `models/` ("posteriordb/arK"), whatever the working directory."""
+    bundled = package_models_dir() / f"{name}.py"
+    return load_module(bundled if bundled.is_file() else ROOT / "models" / f"{name}.py")

@@ -127,7 +127,7 @@ def test_bad_arguments_exit_two_with_a_usage_line(argv, message, capsys):
 @pytest.mark.parametrize("command", ["demo", "sample", "diagnose", "report"])
 def test_every_command_has_help(command):
     result = subprocess.run(
-        [sys.executable, "-m", "bayesover.cli._main", command, "--help"],
+        [sys.executable, "-m", "bayesover.cli", command, "--help"],
         capture_output=True,
         text=True,
         cwd=ROOT,

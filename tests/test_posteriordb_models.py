@@ -10,7 +10,6 @@ returns the reference draw. The data are read from ../shared/validation/posterio
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from pathlib import Path
 from types import ModuleType
@@ -23,9 +22,10 @@ from numpyro import handlers
 from numpyro.infer import init_to_sample
 from numpyro.infer.util import constrain_fn, log_density, potential_energy, unconstrain_fn
 
-from bayesover import validation
+from bayesover.cli.builders import load_module
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "posteriordb"
+validation = load_module(MODEL_DIR / "_reference.py")  # the posteriordb loader
 
 # posterior -> (model file stem, build options)
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -52,12 +52,8 @@ N_DRAWS = 3  # reference draws checked per posterior (chain 1, draws 1..3)
 
 @functools.cache
 def load_model_file(stem: str) -> ModuleType:
-    """Import `models/posteriordb/STEM.py` by path."""
-    spec = importlib.util.spec_from_file_location(f"posteriordb_{stem}", MODEL_DIR / f"{stem}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import `models/posteriordb/STEM.py` by path (as the command line does)."""
+    return load_module(MODEL_DIR / f"{stem}.py")
 
 
 @functools.cache
@@ -79,7 +75,7 @@ def latent_params(module: ModuleType, sites: dict[str, np.ndarray], data: dict) 
 
 
 # ---------------------------------------------------------------------------------------------
-# validation.py
+# _reference.py (the posteriordb loader)
 
 
 @pytest.mark.reference_data("posteriordb")

@@ -1,6 +1,7 @@
 """`bo.NUTS` on the eleven posteriordb reference posteriors (slow).
 
-For every posterior and every reference parameter (scalar Stan names, `validation.flatten_draws`):
+For every posterior and every reference parameter (scalar Stan names, `flatten_draws` of
+`models/posteriordb/_reference.py`):
 
 - the mean agrees with the reference: |z| < 4 with
   z = (mean_ours - mean_ref) / sqrt(mcse_ours^2 + mcse_ref^2), mcse_ours from ArviZ
@@ -83,8 +84,9 @@ def _sample_and_summarise(name: str) -> dict:
     import jax
 
     import bayesover as bo
-    from bayesover import validation
     from bayesover.cli.builders import load_module
+
+    validation = load_module(MODEL_DIR / "_reference.py")
 
     if not jax.config.jax_enable_x64:
         raise RuntimeError("the posteriordb NUTS runs must be made with JAX_ENABLE_X64=1")
@@ -195,8 +197,9 @@ def runner(request):
 @pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("posterior", [_param(name) for name in CASES])
 def test_nuts_matches_reference(posterior, runner):
-    from bayesover import validation
+    from bayesover.cli.builders import load_module
 
+    validation = load_module(MODEL_DIR / "_reference.py")
     result = runner.result(posterior)
     reference = validation.reference_summary(posterior)
     assert set(result["params"]) == set(reference)

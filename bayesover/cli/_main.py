@@ -10,7 +10,8 @@ A run directory holds one ArviZ DataTree per run (`NAME.nc`, netCDF) and `report
 directories are built under a temporary name and renamed into place, so an interrupted command
 leaves nothing half-written, and an existing directory is replaced only with `--overwrite`;
 `sample --name NAME` instead writes one file, DIR/NAME.nc, and leaves the rest of DIR alone.
-MODEL is a file in models/ or any Python file with `build(seed, **options) -> bo.Problem`
+MODEL is the name of a bundled model (bayesover/models/: regression_mlp, ...), a name in
+./models/ (posteriordb/arK), or any Python file with `build(seed, **options) -> bo.Problem`
 (docs/model-files.md); `--option KEY=VALUE` passes options to it.
 
 `--help` and every argument error answer before JAX is imported: the checks of the arguments
@@ -40,6 +41,8 @@ class CommandError(Exception):
 
 
 # -- argument types -------------------------------------------------------------------------------
+# argparse types parse text and answer before JAX is imported, so they do not use
+# `bayesover._checks` (which imports JAX); `bo.sample` checks the values again when it runs.
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -502,7 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
         "regression BNN on offline data), write runs/demo/ (DataTrees and report.html) and "
         "print the verdict tables and test metrics.",
     )
-    demo.add_argument("--model", default=DEFAULT_MODEL, help="model file or name in models/")
+    demo.add_argument(
+        "--model", default=DEFAULT_MODEL, help="model file, bundled model or name in ./models/"
+    )
     demo.add_argument("--out", default="runs/demo", help="output directory (runs/demo)")
     demo.add_argument("--quick", action="store_true", help="a fast smoke run (tiny numbers)")
     _add_run_options(demo, demo=True)
@@ -511,11 +516,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample",
         help="sample one model file and write its DataTree",
-        description="Sample MODEL (a file in models/, or any Python file with "
+        description="Sample MODEL (a bundled model such as regression_mlp, a name in ./models/, "
+        "or any Python file with "
         "`build(seed=0, **options) -> bo.Problem`, see docs/model-files.md) and write "
         "DIR/SAMPLER.nc, or DIR/NAME.nc with --name.",
     )
-    sample.add_argument("model", metavar="MODEL", help="model file or name in models/")
+    sample.add_argument(
+        "model", metavar="MODEL", help="model file, bundled model or name in ./models/"
+    )
     sample.add_argument(
         "--out", required=True, metavar="DIR", help="output directory (new or empty, or --name)"
     )

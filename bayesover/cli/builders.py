@@ -1,8 +1,14 @@
 """Model files: a Python file exposing `build(seed=0, **options) -> bo.Problem`.
 
-`models/` ships ready ones (`regression_mlp`, `classifier_mlp`, `linear_gaussian`,
-`teacher_student`, and the posteriordb models under `models/posteriordb/`); any file with the
-same builder works. The format is described in docs/model-files.md.
+The package ships ready ones in `bayesover/models/` (`regression_mlp`, `classifier_mlp`,
+`linear_gaussian`, `teacher_student`); a name is looked up there first, then as
+`./models/NAME.py` in the working directory (the repository's `models/posteriordb/arK`, or a
+user's own folder). Any file with the same builder works. The format is described in
+docs/model-files.md.
+
+A model file is imported by path as a module of a package made of its folder, so it may import
+the files beside it relatively (`from ._reference import load_data`), and those siblings are
+imported once per folder.
 
 The options of a model are the parameters of its `build` after the seed; `load_problem` checks
 the options it is given against them (`inspect.signature`) before calling `build`, so a
@@ -11,6 +17,8 @@ misspelt option is an `OptionError` naming the accepted ones, not a `TypeError` 
 
 from __future__ import annotations
 
+import hashlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -19,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import bayesover.models as _bundled
 from bayesover.model._problem import Problem
 
 DEFAULT_MODEL = "regression_mlp"
@@ -69,36 +78,71 @@ def check_options(build: Callable[..., Any], options: Mapping[str, Any], where: 
         )
 
 
+def package_models_dir() -> Path:
+    """The folder of the model files that ship with the package (`bayesover/models/`)."""
+    return Path(_bundled.__file__).resolve().parent
+
+
 def models_dir() -> Path:
-    """The `models/` folder next to the package (source checkout) or in the working directory."""
-    for candidate in (Path(__file__).resolve().parents[2] / "models", Path.cwd() / "models"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("no `models/` folder next to the bayesover package or in the cwd.")
+    """The `models/` folder in the working directory (raises `FileNotFoundError` if absent)."""
+    candidate = Path.cwd() / "models"
+    if not candidate.is_dir():
+        raise FileNotFoundError(f"no `models/` folder in the working directory {Path.cwd()}.")
+    return candidate
+
+
+def _model_names(folder: Path) -> list[str]:
+    files = folder.rglob("*.py") if folder.is_dir() else ()
+    return sorted(
+        str(p.relative_to(folder).with_suffix("")) for p in files if not p.name.startswith("_")
+    )
 
 
 def resolve_model_path(model: str | Path) -> Path:
-    """A path to a model file, or a name in `models/` (`regression_mlp`, `posteriordb/arK`)."""
+    """A path to a model file, or a name: first in `bayesover/models/` (`regression_mlp`), then
+    in `./models/` of the working directory (`posteriordb/arK` from the repository root)."""
     path = Path(model)
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"model file {str(path)!r} does not exist.")
         return path
-    candidate = models_dir() / f"{model}.py"
-    if not candidate.is_file():
-        names = sorted(
-            str(p.relative_to(models_dir()).with_suffix("")) for p in models_dir().rglob("*.py")
-        )
-        raise FileNotFoundError(
-            f"`model` {str(model)!r} is neither a file nor a name in models/ ({', '.join(names)})."
-        )
-    return candidate
+    folders = (package_models_dir(), Path.cwd() / "models")
+    for folder in folders:
+        candidate = folder / f"{model}.py"
+        if candidate.is_file():
+            return candidate
+    names = sorted({name for folder in folders for name in _model_names(folder)})
+    raise FileNotFoundError(
+        f"`model` {str(model)!r} is neither a file nor the name of a bundled model or of a file "
+        f"in ./models/ ({', '.join(names)})."
+    )
+
+
+def _folder_package(folder: Path) -> str:
+    """The name of a package whose `__path__` is `folder` (made once per folder).
+
+    The name is a digest of the folder's path, the same in every process, so names derived
+    from it (a checkpoint's fingerprint of a NumPyro model function) are too.
+    """
+    name = f"bayesover_models_{hashlib.sha256(str(folder).encode()).hexdigest()[:16]}"
+    if name not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(folder)]
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+    return name
 
 
 def load_module(path: str | Path) -> ModuleType:
-    """Import a Python file by path (it may import `bayesover`, not its own siblings)."""
-    path = Path(path)
-    name = f"bayesover_model_{path.stem}_{abs(hash(path.resolve()))}"
+    """Import a Python file by path, anew on every call.
+
+    The file becomes a module of a package made of its folder: it may import `bayesover` and
+    installed packages absolutely, and the files beside it relatively (`from . import _x`,
+    imported once per folder). Its folder is not put on `sys.path`.
+    """
+    path = Path(path).resolve()
+    package = _folder_package(path.parent)
+    name = f"{package}.{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ValueError(f"model file {str(path)!r} cannot be imported as Python.")
@@ -113,7 +157,8 @@ def load_module(path: str | Path) -> ModuleType:
 
 
 def load_problem(model: str | Path = DEFAULT_MODEL, *, seed: int = 0, **options: Any) -> Problem:
-    """Build the `bo.Problem` of a model file or a name in `models/`: `build(seed, **options)`.
+    """Build the `bo.Problem` of a model file or a name (`resolve_model_path`):
+    `build(seed, **options)`.
 
     Options that `build` does not take raise `OptionError` (a `TypeError`) before it is called.
     """

@@ -21,7 +21,7 @@ def build(
     train, test = bo.data.load(dataset).split(test_fraction, seed=seed)
     train, standardizer = train.standardize(inputs=True)
     test = standardizer.apply(test)
-    num_classes = bo.data.num_classes(dataset)
+    num_classes = bo.data.NUM_CLASSES[dataset]
     net = eqx.nn.MLP(
         train.feature_shape[0], num_classes, width, 1, activation=jnp.tanh, key=jax.random.key(seed)
     )

@@ -44,8 +44,14 @@ def build(
 
 def exact_posterior(posterior: bo.Posterior) -> tuple[np.ndarray, np.ndarray]:
     """Exact posterior mean and covariance of [w_1..w_d, b] (float64, by the formulas above)."""
-    prior_scale = posterior.model.priors[0].scale
-    noise_scale = posterior.model.likelihood.scale
+    prior, likelihood = posterior.model.priors[0], posterior.model.likelihood
+    if not isinstance(prior, bo.priors.Normal) or not isinstance(
+        likelihood, bo.likelihoods.Gaussian
+    ):
+        raise TypeError("`posterior` must have a Normal prior and a Gaussian likelihood.")
+    if likelihood.scale is None:
+        raise ValueError("`posterior`'s Gaussian likelihood must have a fixed noise scale.")
+    prior_scale, noise_scale = prior.scale, likelihood.scale
     x = np.asarray(posterior.data.inputs, np.float64)
     y = np.asarray(posterior.data.targets, np.float64)
     phi = np.concatenate([x, np.ones((len(x), 1))], axis=1)

@@ -1,4 +1,9 @@
-"""Reference posteriors of the Stan posterior database (posteriordb), read in place.
+"""Reference posteriors of the Stan posterior database (posteriordb), read in place, and the one
+`problem` helper that every model file of this folder's `build` calls.
+
+A test oracle, not part of the library: the model files beside it import it relatively
+(`from ._reference import problem`; `bo.builders.load_module` makes the folder a package), and
+the tests load it with `bo.builders.load_module(models/posteriordb/_reference.py)`.
 
 The data live outside the project (`../shared/validation/posteriordb` next to the repository, or
 wherever the environment variable `BAYESOVER_POSTERIORDB` points) and are never copied into it.
@@ -23,11 +28,13 @@ import math
 import os
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import bayesover
 
 ENV_VAR = "BAYESOVER_POSTERIORDB"
 
@@ -60,7 +67,7 @@ def posteriordb_root() -> Path:
                 f"{ENV_VAR}={env!r} is not a posteriordb folder (no 'posteriors/' inside)."
             )
         return root.resolve()
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]  # models/posteriordb/ -> the repository
     candidates = [
         ancestor / _RELATIVE
         for start in (repo_root, Path.cwd().resolve())
@@ -104,6 +111,26 @@ def load_data(posterior_name: str) -> dict[str, Any]:
     data_name = posterior_info(posterior_name)["data_name"]
     raw = _read_json(posteriordb_root() / "data" / f"{data_name}.json.zip")
     return {k: np.array(v) if isinstance(v, list) else v for k, v in raw.items()}
+
+
+def problem(
+    posterior_name: str,
+    model: Callable[..., None],
+    model_kwargs: Callable[[Mapping[str, Any]], dict[str, Any]],
+    options: Mapping[str, Any],
+    **model_options: Any,
+) -> bayesover.Problem:
+    """The `build` of a model file: `model`'s posterior on posterior `posterior_name`'s data.
+
+    `model_kwargs` maps the posteriordb data dict to `model`'s keyword data, `model_options`
+    are passed to `model` as well (e.g. a jitter); `options` are the `**options` that `build`
+    was given, which must be empty (a `TypeError` otherwise). There is no held-out set.
+    """
+    if options:
+        raise TypeError(f"unexpected options {sorted(options)}")
+    data = model_kwargs(load_data(posterior_name))
+    posterior = bayesover.Posterior.from_numpyro(model, **data, **model_options)
+    return bayesover.Problem(posterior=posterior, test=None, name=posterior_name)
 
 
 def reference_draws(posterior_name: str) -> dict[str, np.ndarray]:

@@ -17,7 +17,8 @@ import numpyro.distributions as dist
 from jaxtyping import ArrayLike
 
 import bayesover
-from bayesover.validation import load_data
+
+from ._reference import problem
 
 POSTERIOR_NAMES = ("sblri-blr", "sblrc-blr")
 POSTERIOR_NAME = POSTERIOR_NAMES[0]
@@ -50,9 +51,4 @@ def posterior_name(dataset: str = "sblri") -> str:
 def build(seed: int = 0, dataset: str = "sblri", **options: Any) -> bayesover.Problem:
     """The posterior on data set `dataset` (no held-out set; `seed` is unused)."""
     del seed
-    if options:
-        raise TypeError(f"unexpected options {sorted(options)}")
-    name = posterior_name(dataset)
-    data = model_kwargs(load_data(name))
-    posterior = bayesover.Posterior.from_numpyro(model, **data)
-    return bayesover.Problem(posterior=posterior, test=None, name=name)
+    return problem(posterior_name(dataset), model, model_kwargs, options)

@@ -23,7 +23,8 @@ import numpyro.distributions as dist
 from jaxtyping import ArrayLike
 
 import bayesover
-from bayesover.validation import load_data
+
+from ._reference import problem
 
 POSTERIOR_NAME = "diamonds-diamonds"
 POSTERIOR_NAMES = (POSTERIOR_NAME,)
@@ -52,8 +53,4 @@ def model_kwargs(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
 def build(seed: int = 0, **options: Any) -> bayesover.Problem:
     """The posterior on the posteriordb data (no held-out set; `seed` is unused)."""
     del seed
-    if options:
-        raise TypeError(f"unexpected options {sorted(options)}")
-    data = model_kwargs(load_data(POSTERIOR_NAME))
-    posterior = bayesover.Posterior.from_numpyro(model, **data)
-    return bayesover.Problem(posterior=posterior, test=None, name=POSTERIOR_NAME)
+    return problem(POSTERIOR_NAME, model, model_kwargs, options)

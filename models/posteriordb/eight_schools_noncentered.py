@@ -19,7 +19,8 @@ import numpyro.distributions as dist
 from jaxtyping import Array, ArrayLike
 
 import bayesover
-from bayesover.validation import load_data
+
+from ._reference import problem
 
 POSTERIOR_NAME = "eight_schools-eight_schools_noncentered"
 POSTERIOR_NAMES = (POSTERIOR_NAME,)
@@ -56,8 +57,4 @@ def latent_from_reference(values: Mapping[str, ArrayLike], **data: Any) -> dict[
 def build(seed: int = 0, **options: Any) -> bayesover.Problem:
     """The posterior on the posteriordb data (no held-out set; `seed` is unused)."""
     del seed
-    if options:
-        raise TypeError(f"unexpected options {sorted(options)}")
-    data = model_kwargs(load_data(POSTERIOR_NAME))
-    posterior = bayesover.Posterior.from_numpyro(model, **data)
-    return bayesover.Problem(posterior=posterior, test=None, name=POSTERIOR_NAME)
+    return problem(POSTERIOR_NAME, model, model_kwargs, options)

@@ -6,7 +6,7 @@ the device and checkpoint tests (a device count is fixed when JAX starts; a kill
 SPEC (JSON):
 
     {"out": "result.npz", "model": {build kwargs of the model file},
-     "model_file": "linear_gaussian",    # a name in models/ (e.g. "regression_mlp")
+     "model_file": "linear_gaussian",    # a model name or file (resolve_model_path)
      "runs": [{"name": ..., "sampler": "sgld" | "sghmc" | "psgld" | "nuts" | "hmc",
                "seed", "num_chains", "num_warmup", "num_draws", "thinning", "chunk_size",
                "checkpoint", "progress",     # the arguments of bo.sample
@@ -41,10 +41,9 @@ import jax
 import numpy as np
 
 import bayesover as bo
-from bayesover.cli.builders import load_module
+from bayesover.cli.builders import load_module, resolve_model_path
 
-ROOT = Path(__file__).resolve().parents[2]
-lg = load_module(ROOT / "models" / "linear_gaussian.py")
+lg = load_module(resolve_model_path("linear_gaussian"))
 
 SAMPLERS = {
     "sgld": lambda **o: bo.SGLD(**{"step_size": 1e-3, "batch_size": 10, **o}),
@@ -105,7 +104,7 @@ def main(spec_path):
     real_savez = np.savez
     arrays, meta = {}, {"devices": [str(d) for d in jax.devices()], "runs": {}}
     model_file = spec.get("model_file", "linear_gaussian")
-    module = load_module(ROOT / "models" / f"{model_file}.py")
+    module = load_module(resolve_model_path(model_file))
     for run in spec["runs"]:
         posterior = module.build(**run.get("model", spec.get("model", {}))).posterior
         for copy in range(2 if run.get("repeat") else 1):
