@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
 from bayesover.inference.samplers._base import AbstractSampler, Algorithm, check_positive_int
+from bayesover.inference.samplers._moves import hmc_step
 from bayesover.model._constrain import check_positive
 from bayesover.posterior._posterior import AbstractPosterior
 
@@ -191,7 +192,7 @@ class HMC(_HMCFamily):
         return {"num_integration_steps": self.num_integration_steps}
 
     def build(self, posterior: AbstractPosterior) -> Algorithm:
-        kernel = blackjax.hmc.build_kernel()
+        kernel = hmc_step
 
         def stats(state, info, step_size):
             return HMCStats(

@@ -32,6 +32,7 @@ from jaxtyping import Array
 
 from bayesover.inference import schedules
 from bayesover.inference.samplers._base import AbstractSampler, Algorithm, check_positive_int
+from bayesover.inference.samplers._moves import sgld_step
 from bayesover.model._constrain import check_positive
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
@@ -186,7 +187,7 @@ class SGLD(_SGMCMC):
         self._check()
 
     def _move(self, key, state, grad, step_size, num_data):
-        position = diffusions.overdamped_langevin()(key, state.position, grad, step_size)
+        position = sgld_step(key, state.position, grad, step_size)
         return state._replace(position=position)
 
 
