@@ -40,6 +40,7 @@ import numpy as np
 import xarray as xr
 
 from bayesover._atomic import atomic_write_text
+from bayesover._checks import ArgumentTypeError, check_bool
 
 _DPI = 72
 _MAX_VARIABLES = 6  # trace/rank/ESS panels: a handful of variables ...
@@ -96,7 +97,7 @@ def report(
     """
     runs = _check_trees(trees)
     if title is not None and not isinstance(title, str):
-        raise TypeError(f"`title` must be a str or None, got {type(title).__name__}.")
+        raise ArgumentTypeError(f"`title` must be a str or None, got {type(title).__name__}.")
     path = _check_path(path, overwrite)
     document = _document(runs, title or "bayesover diagnostics report")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,14 +115,14 @@ def _check_trees(trees: Any) -> dict[str, xr.DataTree]:
         runs = {}
         for name, tree in trees.items():
             if not isinstance(name, str):
-                raise TypeError(f"`trees` keys must be run names (str), got {name!r}.")
+                raise ArgumentTypeError(f"`trees` keys must be run names (str), got {name!r}.")
             if not isinstance(tree, xr.DataTree):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"`trees[{name!r}]` must be an xarray.DataTree, got {type(tree).__name__}."
                 )
             runs[name] = tree
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
             "`trees` must be an xarray.DataTree or a dict {run name: DataTree}, got "
             f"{type(trees).__name__}."
         )
@@ -136,9 +137,8 @@ def _check_trees(trees: Any) -> dict[str, xr.DataTree]:
 
 def _check_path(path: Any, overwrite: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"`overwrite` must be a bool, got {type(overwrite).__name__}.")
+        raise ArgumentTypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
+    overwrite = check_bool("overwrite", overwrite)
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"`path` {str(path)!r} is a folder; give a file name.")

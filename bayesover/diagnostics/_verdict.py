@@ -48,6 +48,9 @@ Betancourt (2016), "Diagnosing suboptimal cotangent disintegrations in Hamiltoni
 Carlo" (E-BFMI 0.3); Vehtari, Simpson, Gelman, Yao, Gabry (2024), "Pareto smoothed
 importance sampling", JMLR 25 (k thresholds); Stan's `diagnose` (divergences, tree depth).
 
+The table's text and HTML forms (`str(d)`, `d.to_html()`) are drawn by `_render`; the
+thresholds above are in `_thresholds`.
+
 Network trees (`task` "regression" or "classification", from `bo.to_datatree`): the weight
 subsample `w` is not diagnosed by default, since weight-space R-hat is meaningless under the
 permutation symmetries of a network; the function-space `f`, `log_lik`, `lp` and the
@@ -57,7 +60,6 @@ hyperparameters are. For other trees every posterior variable is diagnosed.
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import warnings
@@ -67,31 +69,35 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesover._checks import ArgumentTypeError, check_bool
+from bayesover.diagnostics import _render
+from bayesover.diagnostics._thresholds import (
+    CHECK_COLUMNS,
+    DIVERGENCES_WARN,
+    EBFMI_OK,
+    ESS_OK_PER_CHAIN,
+    ESS_WARN_PER_CHAIN,
+    LEVEL,
+    MIN_CHAINS,
+    PARETO_K_OK,
+    PARETO_K_WARN,
+    PSIS_MIN_DRAWS,
+    RHAT_OK,
+    RHAT_WARN,
+    STAT_COLUMNS,
+    TREE_DEPTH_WARN,
+    VARIABLE_COLUMNS,
+    beside,
+)
+
 __all__ = ["Diagnostics", "diagnose"]
 
 _SAMPLE_DIMS = ("chain", "draw")
 _NETWORK_TASKS = ("regression", "classification")
 _NOT_DIAGNOSED = ("w",)  # network trees: weight-space subsample
-_LEVEL = {"n/a": -1, "ok": 0, "warn": 1, "fail": 2}
-_SHOW_ORDER = {"fail": 0, "warn": 1, "n/a": 2, "ok": 3}
-_STAT_COLUMNS = ("mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
-_VARIABLE_COLUMNS = (*_STAT_COLUMNS, "verdict", "reason")
-_CHECK_COLUMNS = ("value", "threshold", "verdict", "reason")
 _TAIL_PROB = (0.05, 0.95)  # as R `posterior`'s ess_tail
-
-RHAT_OK, RHAT_WARN = 1.01, 1.1
-ESS_OK_PER_CHAIN, ESS_WARN_PER_CHAIN = 100, 10
-PARETO_K_OK, PARETO_K_WARN = 0.7, 1.0
-DIVERGENCES_WARN = 0.01
-EBFMI_OK = 0.3
-TREE_DEPTH_WARN = 0.10
-MIN_CHAINS = 4
-PSIS_MIN_DRAWS = 25  # arviz-stats fits the Pareto tail to floor(S / 5) >= 5 draws
 _LOO_MAX_OBS = 2000  # above this, Pareto k on a random subset of observations
-_TEXT_OK_ROWS = 15
-_HTML_BAD_ROWS = 10  # to_html(fold=True): fail/warn variables shown before folding the rest
 _LIST_CHAINS = 10  # reasons name at most this many chains
-_ROW_COLOURS = {"ok": "#e8f5e9", "warn": "#fff8e1", "fail": "#ffebee", "n/a": "#f5f5f5"}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -118,7 +124,7 @@ class Diagnostics:
     def verdict(self) -> str:
         """The worst verdict of all lines ("ok" < "warn" < "fail"; "n/a" lines do not count;
         "n/a" if every line is)."""
-        levels = [_LEVEL[v] for v in self._verdicts() if v != "n/a"]
+        levels = [LEVEL[v] for v in self._verdicts() if v != "n/a"]
         return {0: "ok", 1: "warn", 2: "fail"}[max(levels)] if levels else "n/a"
 
     @property
@@ -134,7 +140,7 @@ class Diagnostics:
         variables' statistics."""
         checks = self.checks.assign(kind="check")
         variables = self.variables.assign(kind="variable")
-        columns = ["kind", "verdict", "reason", "value", "threshold", *_STAT_COLUMNS]
+        columns = ["kind", "verdict", "reason", "value", "threshold", *STAT_COLUMNS]
         table = pd.concat([checks, variables]).reindex(columns=columns)
         table.index.name = "name"
         return table
@@ -142,8 +148,8 @@ class Diagnostics:
     def to_dict(self) -> dict[str, Any]:
         """The table as JSON-serialisable data (non-finite numbers become None):
         `{"verdict", "name", "task", "counts", "checks": {name: {...}}, "variables": [...]}`."""
-        checks = self.checks.reindex(columns=list(_CHECK_COLUMNS)).to_dict(orient="index")
-        variables = self.variables.reindex(columns=list(_VARIABLE_COLUMNS))
+        checks = self.checks.reindex(columns=list(CHECK_COLUMNS)).to_dict(orient="index")
+        variables = self.variables.reindex(columns=list(VARIABLE_COLUMNS))
         return {
             "verdict": self.verdict,
             "name": self.name,
@@ -171,64 +177,12 @@ class Diagnostics:
         folded in a `<details>` whose summary counts them ("41 ok, 3 n/a"), so the table
         stays short and the plots after it are not pages down.
         """
-        if not isinstance(fold, bool):
-            raise TypeError(f"`fold` must be a bool, got {type(fold).__name__}.")
-        table = '<table class="diagnostics" style="border-collapse:collapse;font-size:0.9em">'
-        rows = [table, f"<caption>{html.escape(self._headline())}</caption>"]
-        if not fold:
-            rows += _html_body(self.checks, self.variables)
-            if not len(self.checks) and not len(self.variables):
-                rows.append(_html_note("nothing to diagnose"))
-            rows.append("</table>")
-            return "\n".join(rows)
-        bad, rest = ["fail", "warn"], ["ok", "n/a"]
-        check_level = self.checks["verdict"]
-        bad_variables = _worst_first(self.variables[self.variables["verdict"].isin(bad)])
-        shown, more = bad_variables.iloc[:_HTML_BAD_ROWS], bad_variables.iloc[_HTML_BAD_ROWS:]
-        for level in bad:
-            rows += _html_body(self.checks[check_level == level], shown[shown["verdict"] == level])
-        if len(rows) == 2:  # caption only: nothing fails or warns
-            empty = not len(self.checks) and not len(self.variables)
-            rows.append(_html_note("nothing to diagnose" if empty else "no line warns or fails"))
-        rows.append("</table>")
-        if len(more):
-            found = more["verdict"].value_counts()
-            which = ", ".join(f"{int(found[v])} {v}" for v in bad if v in found)
-            summary = f"{len(more)} more variables that fail or warn ({which})"
-            rows += _html_folded(summary, table, _html_body(self.checks.iloc[:0], more))
-        folded_checks = self.checks[check_level.isin(rest)]
-        folded_variables = self.variables[self.variables["verdict"].isin(rest)]
-        if len(folded_checks) or len(folded_variables):
-            counts = self.counts
-            summary = ", ".join(f"{counts[v]} {v}" for v in rest if counts[v])
-            rows += _html_folded(summary, table, _html_body(folded_checks, folded_variables))
-        return "\n".join(rows)
+        return _render.to_html(self, fold=check_bool("fold", fold))
 
     def __str__(self) -> str:
         """A fixed-width text table: every check; every fail and warn variable, the first
         15 n/a and the first 15 ok variables, and a count of the rest."""
-        lines = [self._headline()]
-        if len(self.checks):
-            body = [
-                [str(name), *(str(row[c]) for c in ("verdict", "value", "threshold", "reason"))]
-                for name, row in _worst_first(self.checks).iterrows()
-            ]
-            lines += ["", *_text_table(["check", "verdict", "value", "threshold", "reason"], body)]
-        if len(self.variables):
-            verdict = self.variables["verdict"]
-            shown, hidden = [], []
-            for level in ("fail", "warn", "n/a", "ok"):
-                rows = self.variables[verdict == level]
-                if level in ("n/a", "ok") and len(rows) > _TEXT_OK_ROWS:
-                    hidden.append(f"... {len(rows) - _TEXT_OK_ROWS} more variables {level}")
-                    rows = rows.iloc[:_TEXT_OK_ROWS]
-                for name, row in zip(rows.index, rows.itertuples(index=False), strict=True):
-                    stats = [_format_stat(c, getattr(row, c)) for c in _STAT_COLUMNS]
-                    shown.append([str(name), level, *stats, str(row.reason)])
-            header = ["variable", "verdict", *_STAT_COLUMNS, "reason"]
-            lines += ["", *_text_table(header, shown, right=range(2, 2 + len(_STAT_COLUMNS)))]
-            lines += hidden
-        return "\n".join(line.rstrip() for line in lines)
+        return _render.to_text(self)
 
     def __repr__(self) -> str:
         return (
@@ -238,11 +192,6 @@ class Diagnostics:
 
     def _verdicts(self) -> list[str]:
         return [*self.checks["verdict"], *self.variables["verdict"]]
-
-    def _headline(self) -> str:
-        run = ", ".join(str(x) for x in (self.name, self.task) if x)
-        counts = ", ".join(f"{n} {v}" for v, n in self.counts.items())
-        return f"Diagnostics{f' ({run})' if run else ''}: {self.verdict.upper()} [{counts}]"
 
 
 def diagnose(tree: xr.DataTree, *, var_names: str | list[str] | None = None) -> Diagnostics:
@@ -259,7 +208,7 @@ def diagnose(tree: xr.DataTree, *, var_names: str | list[str] | None = None) -> 
     **Returns:** a `bo.Diagnostics`; `str(d)` prints the table, `d.verdict` is the worst line.
     """
     if not isinstance(tree, xr.DataTree):
-        raise ValueError(
+        raise ArgumentTypeError(
             "`tree` must be an xarray.DataTree with a `posterior` group (e.g. from "
             f"bo.to_datatree or arviz.from_dict), got {type(tree).__name__}."
         )
@@ -327,7 +276,7 @@ def _variables(dataset: xr.Dataset) -> pd.DataFrame:
     from arviz_base import dataset_to_dataframe
 
     if not dataset.data_vars:
-        return pd.DataFrame(columns=list(_VARIABLE_COLUMNS), index=pd.Index([], dtype=object))
+        return pd.DataFrame(columns=list(VARIABLE_COLUMNS), index=pd.Index([], dtype=object))
     dims = list(_SAMPLE_DIMS)
     parts = {
         "mean": dataset.azstats.mean(dim=dims),
@@ -340,7 +289,7 @@ def _variables(dataset: xr.Dataset) -> pd.DataFrame:
     }
     stacked = xr.concat([v.expand_dims(summary=[k]) for k, v in parts.items()], dim="summary")
     table = dataset_to_dataframe(stacked, sample_dims=["summary"]).T
-    table = table.reindex(columns=list(_STAT_COLUMNS)).astype(np.float64)
+    table = table.reindex(columns=list(STAT_COLUMNS)).astype(np.float64)
     table.columns.name = None
     table.index = pd.Index([str(i) for i in table.index], dtype=object)
     verdicts, reasons = _variable_verdicts(table, dataset.sizes["chain"], dataset.sizes["draw"])
@@ -389,13 +338,13 @@ def _reason(level: dict[str, int], value: dict[str, float], num_chains: int) -> 
     findings = []
     if level["r_hat"] > 0:
         bound = RHAT_WARN if level["r_hat"] == 2 else RHAT_OK
-        findings.append(f"R-hat {_beside(value['r_hat'], bound, 3)} >= {bound}")
+        findings.append(f"R-hat {beside(value['r_hat'], bound, 3)} >= {bound}")
     for lv in (2, 1):
         low = [k for k in ("ess_bulk", "ess_tail") if level[k] == lv]
         if low:
             per_chain = ESS_WARN_PER_CHAIN if lv == 2 else ESS_OK_PER_CHAIN
             bound = per_chain * num_chains
-            which = ", ".join(f"{k[4:]} {_beside(value[k], bound, 0)}" for k in low)
+            which = ", ".join(f"{k[4:]} {beside(value[k], bound, 0)}" for k in low)
             cmp = "<" if all(value[k] < bound for k in low) else "<="
             findings.append(
                 f"ESS {which} {cmp} {bound} ({per_chain} per chain x {num_chains} chains)"
@@ -474,7 +423,7 @@ def _checks(
     if stats is not None and "stopped" in stats:
         rows["stopped_chains"] = _stopped(healthy)
     rows["draws"] = _draws(num_chains, num_draws)
-    checks = pd.DataFrame.from_dict(rows, orient="index", columns=list(_CHECK_COLUMNS))
+    checks = pd.DataFrame.from_dict(rows, orient="index", columns=list(CHECK_COLUMNS))
     checks.index = pd.Index(list(rows), dtype=object)
     return checks
 
@@ -742,111 +691,3 @@ def _json_value(x: Any) -> Any:
     if isinstance(x, np.integer):
         return int(x)
     return x
-
-
-def _format_stat(column: str, x: float) -> str:
-    if not np.isfinite(x):
-        return "-"
-    if column == "r_hat":
-        return _beside(x, RHAT_WARN, 3) if x >= RHAT_WARN else _beside(x, RHAT_OK, 3)
-    if column.startswith("ess"):
-        return f"{x:.0f}"
-    return f"{x:.4g}"
-
-
-def _beside(x: float, bound: float, decimals: int) -> str:
-    """`x` with `decimals` decimals, or more (up to 3 more) where it would print as `bound`:
-    R-hat 1.0104 is not "1.010 >= 1.01"."""
-    if x == bound:
-        return f"{x:.{decimals}f}"
-    for d in range(decimals, decimals + 4):
-        if round(x, d) != round(bound, d):
-            break
-    return f"{x:.{d}f}"
-
-
-def _worst_first(frame: pd.DataFrame) -> pd.DataFrame:
-    order = frame["verdict"].map(_SHOW_ORDER).to_numpy()
-    return frame.iloc[np.argsort(order, kind="stable")]
-
-
-def _text_table(
-    header: list[str], body: list[list[str]], right: range | tuple[int, ...] = ()
-) -> list[str]:
-    """Fixed-width columns; the last column (the reason) is not padded."""
-    widths = [max(len(str(r[j])) for r in [header, *body]) for j in range(len(header) - 1)]
-
-    def fmt(row: list[str]) -> str:
-        cells = [
-            str(c).rjust(w) if j in right else str(c).ljust(w)
-            for j, (c, w) in enumerate(zip(row[:-1], widths, strict=True))
-        ]
-        return "  ".join([*cells, str(row[-1])])
-
-    return [fmt(header), *(fmt(r) for r in body)]
-
-
-def _html_body(checks: pd.DataFrame, variables: pd.DataFrame) -> list[str]:
-    """The `<tbody>` of the checks and that of the variables, each worst first (none when
-    empty)."""
-    rows = []
-    if len(checks):
-        rows.append('<tbody class="checks">')
-        rows.append(_html_header(["check", "verdict"], ["value (threshold)"], len(_STAT_COLUMNS)))
-        for name, row in _worst_first(checks).iterrows():
-            value = f"{row['value']} (threshold: {row['threshold']})"
-            rows.append(
-                _html_row(row["verdict"], name, [(value, len(_STAT_COLUMNS))], row["reason"])
-            )
-        rows.append("</tbody>")
-    if len(variables):
-        rows.append('<tbody class="variables">')
-        rows.append(_html_header(["variable", "verdict"], list(_STAT_COLUMNS), 1))
-        for name, row in _worst_first(variables).iterrows():
-            cells = [(_format_stat(col, row[col]), 1) for col in _STAT_COLUMNS]
-            rows.append(_html_row(row["verdict"], name, cells, row["reason"]))
-        rows.append("</tbody>")
-    return rows
-
-
-def _html_folded(summary: str, table: str, body: list[str]) -> list[str]:
-    """`body` in a table of its own, folded in a `<details>` under `summary`."""
-    return [
-        '<details class="diagnostics-folded">',
-        f"<summary>{html.escape(summary)}</summary>",
-        table.replace('class="diagnostics"', 'class="diagnostics folded"', 1),
-        *body,
-        "</table>",
-        "</details>",
-    ]
-
-
-def _html_note(text: str) -> str:
-    ncol = 2 + len(_STAT_COLUMNS) + 1
-    return f'<tbody><tr><td colspan="{ncol}">{html.escape(text)}</td></tr></tbody>'
-
-
-def _html_header(first: list[str], middle: list[str], span: int) -> str:
-    esc = html.escape
-    cells = [f'<th scope="col">{esc(c)}</th>' for c in first]
-    colspan = f' colspan="{span}"' if span > 1 else ""
-    cells += [f'<th scope="col"{colspan}>{esc(c)}</th>' for c in middle]
-    cells.append('<th scope="col">reason</th>')
-    return "<tr>" + "".join(cells) + "</tr>"
-
-
-def _html_row(verdict: str, name: Any, cells: list[tuple[str, int]], reason: str) -> str:
-    esc = html.escape
-    style = f"background:{_ROW_COLOURS.get(verdict, '#ffffff')}"
-    parts = [
-        f'<tr class="{esc(verdict)}" style="{style}">',
-        f'<th scope="row" style="text-align:left;padding:2px 6px">{esc(str(name))}</th>',
-        f'<td style="padding:2px 6px"><b>{esc(verdict)}</b></td>',
-    ]
-    for text, span in cells:
-        align = "left" if span > 1 else "right"
-        colspan = f' colspan="{span}"' if span > 1 else ""
-        parts.append(f'<td{colspan} style="text-align:{align};padding:2px 6px">{esc(text)}</td>')
-    parts.append(f'<td style="text-align:left;padding:2px 6px">{esc(str(reason))}</td>')
-    parts.append("</tr>")
-    return "".join(parts)
