@@ -1,6 +1,6 @@
 """Checkpoints of an Equinox MLP resume in a NEW process (the fingerprint holds no addresses).
 
-The posterior of `models/teacher_student.py` holds an `eqx.nn.MLP` whose activation is
+The posterior of `bayesover/models/teacher_student.py` holds an `eqx.nn.MLP` whose activation is
 `jnp.tanh`; a fingerprint built from `repr` would print the function's address and differ in
 every process. Processes (tests/scripts/sample_runs.py, one CPU device):
 

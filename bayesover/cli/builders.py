@@ -25,10 +25,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bayesover.models as _bundled
-from bayesover.model._problem import Problem
+
+if TYPE_CHECKING:
+    from bayesover.model._problem import Problem
 
 DEFAULT_MODEL = "regression_mlp"
 
@@ -162,6 +164,10 @@ def load_problem(model: str | Path = DEFAULT_MODEL, *, seed: int = 0, **options:
 
     Options that `build` does not take raise `OptionError` (a `TypeError`) before it is called.
     """
+    # Imported here: `bayesover.model` imports JAX, and the command line's `--help` and argument
+    # errors, which import this module, answer before JAX is imported.
+    from bayesover.model._problem import Problem
+
     path = resolve_model_path(model)
     module = load_module(path)
     build = getattr(module, "build", None)
