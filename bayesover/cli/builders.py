@@ -115,8 +115,8 @@ def resolve_model_path(model: str | Path) -> Path:
             return candidate
     names = sorted({name for folder in folders for name in _model_names(folder)})
     raise FileNotFoundError(
-        f"`model` {str(model)!r} is neither a file nor the name of a bundled model or of a file "
-        f"in ./models/ ({', '.join(names)})."
+        f"`model` {str(model)!r} is neither a file nor a name in bayesover/models/ (bundled) or "
+        f"./models/ ({', '.join(names)})."
     )
 
 
