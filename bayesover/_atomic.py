@@ -1,11 +1,12 @@
 """One atomic writer: a file appears whole at its path, or the previous file stays untouched.
 
 Every file bayesover writes (DataTrees, reports, checkpoints, ensembles) goes through
-`atomic_write`: the writer fills a temporary file beside the destination (same directory, so
-the rename stays on one file system), the data are flushed and fsynced, and `os.replace`
-swaps it into place, which POSIX makes atomic. On any error (disk full, permission, a
-failing writer) the temporary file is removed, the destination is left as it was, and an
-`OSError` names the destination path.
+`atomic_write` (netCDF files through `atomic_write_netcdf`, which serialises them in memory
+first): the writer fills a temporary file beside the destination (same directory, so the
+rename stays on one file system), the data are flushed and fsynced, and `os.replace` swaps it
+into place, which POSIX makes atomic. On any error (disk full, permission, a failing writer)
+the temporary file is removed, the destination is left as it was, and an `OSError` names the
+destination path.
 
 Written by hand because neither the standard library nor the pinned dependencies offer an
 atomic replace for writers that take a path (h5netcdf, numpy).
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def temporary_path(path: Path) -> Path:
@@ -60,6 +62,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_netcdf(path: str | os.PathLike, data: Any) -> Path:
+    """Write an `xarray.Dataset` or `xarray.DataTree` to netCDF-4 (h5netcdf) at `path`.
+
+    The file is serialised in memory (`to_netcdf(None)`) and the bytes written by Python
+    (`atomic_write_bytes`): HDF5 writing to a file that meets a full disk raises RuntimeErrors
+    and can crash the process when its objects are freed, while a failing Python write is an
+    OSError that leaves the destination untouched.
+    """
+    return atomic_write_bytes(path, bytes(data.to_netcdf(None, engine="h5netcdf")))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -5,6 +5,7 @@ import errno
 import inspect
 import os
 import warnings
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -275,13 +276,14 @@ def test_disk_full_during_save_keeps_the_previous_file(tmp_path, ensemble, monke
     before = path.read_bytes()
     written = []
 
-    def disk_full(self, target, *args, **kwargs):
+    def disk_full(target, *args, **kwargs):
         with open(target, "wb") as f:  # a partial file, then the disk fills up
             f.write(b"\x89HDF\r\n\x1a\n half of a file")
         written.append(target)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+    # the file is serialised in memory and written by Python: the disk fails at that write
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
     with pytest.raises(OSError, match="No space left on device") as info:
         ensemble.subset(chains=[0]).save(path)
     monkeypatch.undo()

@@ -5,6 +5,7 @@ points, so everything here runs in seconds.
 """
 
 import os
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -329,7 +330,6 @@ def test_save_load_round_trip_numpyro_dict(tmp_path):
 
 
 def test_save_overwrites_and_failed_save_keeps_old_file(tmp_path, ensemble, monkeypatch):
-    import xarray as xr
 
     path = tmp_path / "e.nc"
     first = ensemble.subset(chains=[0])
@@ -338,12 +338,13 @@ def test_save_overwrites_and_failed_save_keeps_old_file(tmp_path, ensemble, monk
     assert bo.Ensemble.load(path, like=ensemble.model).num_chains == 2
     assert sorted(os.listdir(tmp_path)) == ["e.nc"]
 
-    def broken(self, target, *args, **kwargs):
+    def broken(target, *args, **kwargs):
         with open(target, "wb") as f:
             f.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", broken)
+    # the file is serialised in memory and written by Python: the disk fails at that write
+    monkeypatch.setattr(Path, "write_bytes", broken)
     with pytest.raises(OSError, match="disk full"):
         first.save(path)
     monkeypatch.undo()

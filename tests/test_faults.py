@@ -178,6 +178,21 @@ def test_report_write_on_a_full_disk_keeps_the_previous_file(sgld_storm, tmp_pat
     _assert_intact_after_failed_write(path, before, error, tmp_path)
 
 
+def test_ensemble_save_on_a_full_disk_keeps_the_previous_file(tmp_path):
+    # HDF5 writing to the file itself raised a RuntimeError on EFBIG and then crashed the
+    # process; the ensemble is now serialised in memory and written by Python.
+    draws = np.random.default_rng(0).normal(size=(NUM_CHAINS, 500, 8)).astype(np.float32)
+    ensemble = bo.Ensemble({"w": jnp.asarray(draws)}, {"lp": jnp.zeros((NUM_CHAINS, 500))}, {})
+    path = tmp_path / "ensemble.nc"
+    ensemble.save(path)
+    before = path.read_bytes()
+    with disk_full_after(len(before) // 2), pytest.raises(OSError) as error:
+        ensemble.save(path)
+    _assert_intact_after_failed_write(path, before, error, tmp_path)
+    loaded = bo.Ensemble.load(path)
+    assert np.array_equal(np.asarray(loaded.params["w"]), draws)
+
+
 @pytest.fixture(scope="module")
 def linear():
     return model_file("linear_gaussian").build(seed=0, num_features=3, num_points=50).posterior

@@ -44,9 +44,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayesover._atomic import atomic_write_bytes
+from bayesover._atomic import atomic_write_netcdf
+from bayesover._trees import named_leaves as _named_leaves
 from bayesover.data import Data
-from bayesover.ensemble._ensemble import Ensemble, _named_leaves
+from bayesover.ensemble._ensemble import Ensemble
 from bayesover.model.likelihoods import Bernoulli, Categorical
 from bayesover.posterior._posterior import AbstractPosterior, NumPyroPosterior, Posterior
 
@@ -157,7 +158,7 @@ def save_datatree(tree: xr.DataTree, path: str | os.PathLike, *, overwrite: bool
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"`path` {str(path)!r} exists; pass overwrite=True to replace it.")
-    return atomic_write_bytes(path, bytes(tree.to_netcdf(None, engine="h5netcdf")))
+    return atomic_write_netcdf(path, tree)
 
 
 def load_datatree(path: str | os.PathLike) -> xr.DataTree:

@@ -23,7 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree
 
+from bayesover._atomic import atomic_write_netcdf
+from bayesover._checks import check_int
+from bayesover._trees import concatenate, named_leaves
+from bayesover.ensemble._predictive import Predictive
 from bayesover.model._model import Model
+from bayesover.posterior._posterior import Posterior
 
 
 class Ensemble(eqx.Module):
@@ -119,8 +124,7 @@ class Ensemble(eqx.Module):
 
     def thin(self, thinning: int) -> Ensemble:
         """Every `thinning`-th draw of each chain (keeping the last one)."""
-        if isinstance(thinning, bool) or not isinstance(thinning, int) or thinning < 1:
-            raise ValueError(f"`thinning` must be an int >= 1, got {thinning!r}.")
+        thinning = check_int("thinning", thinning, minimum=1)
         start = (self.num_draws - 1) % thinning
         return self.subset(draws=slice(start, None, thinning))
 
@@ -153,9 +157,7 @@ class Ensemble(eqx.Module):
             )
         if axis == "draw" and len({e.num_chains for e in ensembles}) != 1:
             raise ValueError("concatenating along draws needs the same number of chains in all.")
-        params = jax.tree.map(
-            lambda *xs: jnp.concatenate(xs, axis=dim), *[e.params for e in ensembles]
-        )
+        params = concatenate([e.params for e in ensembles], axis=dim)
         common = set.intersection(*[set(e.stats) for e in ensembles])
         stats = {k: jnp.concatenate([e.stats[k] for e in ensembles], axis=dim) for k in common}
         sources = [e.config.get("sampler_name", "?") for e in ensembles]
@@ -167,8 +169,6 @@ class Ensemble(eqx.Module):
         """The mixture predictive at inputs `x` (shape `(n, *feature_shape)`): a
         `bo.Predictive` that averages the members' predictive DISTRIBUTIONS. See
         `bayesover.ensemble._predictive`."""
-        from bayesover.ensemble._predictive import Predictive
-
         try:
             return Predictive.build(
                 self, x, batch_size=batch_size, member_batch_size=member_batch_size
@@ -191,7 +191,7 @@ class Ensemble(eqx.Module):
         import xarray as xr
 
         variables = {}
-        for name, leaf in _named_leaves(self.params):
+        for name, leaf in named_leaves(self.params):
             array = np.asarray(leaf)
             dims = ("chain", "draw") + tuple(f"{name}_dim_{i}" for i in range(array.ndim - 2))
             variables[f"params__{name}"] = (dims, array)
@@ -201,7 +201,7 @@ class Ensemble(eqx.Module):
             "bayesover_ensemble": 1,
             "config": json.dumps(self.config, default=str),
             "target_shape": json.dumps(self.target_shape),
-            "param_names": json.dumps([n for n, _ in _named_leaves(self.params)]),
+            "param_names": json.dumps([n for n, _ in named_leaves(self.params)]),
         }
         return xr.Dataset(variables, attrs=attrs)
 
@@ -209,15 +209,12 @@ class Ensemble(eqx.Module):
         """Write the ensemble to netCDF (h5netcdf), atomically; `Ensemble.load` reads it back
         exactly. The model is not stored: pass it (or the posterior) to `load`.
 
-        The file is written beside `path` under a temporary name, fsynced and renamed
-        (`bayesover._atomic.atomic_write`): a failed write, disk full included, raises an
-        OSError naming `path` and leaves any previous file there intact."""
-        from bayesover._atomic import atomic_write
-
+        The file is serialised in memory, written beside `path` under a temporary name,
+        fsynced and renamed (`bayesover._atomic.atomic_write_netcdf`): a failed write, disk
+        full included, raises an OSError naming `path` and leaves any previous file intact."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
-        dataset = self.to_dataset()
-        atomic_write(Path(path), lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+        atomic_write_netcdf(Path(path), self.to_dataset())
 
     @staticmethod
     def load(path: str | os.PathLike, like: Any = None) -> Ensemble:
@@ -252,8 +249,6 @@ class Ensemble(eqx.Module):
     @staticmethod
     def from_dataset(dataset, like: Any = None, *, source: str = "`dataset`") -> Ensemble:
         """Rebuild the ensemble from `to_dataset`'s output (see `load` for `like`)."""
-        from bayesover.posterior._posterior import Posterior
-
         if "bayesover_ensemble" not in dataset.attrs:
             raise ValueError(f"{source} was not written by Ensemble.save (no ensemble attributes).")
         try:
@@ -278,7 +273,7 @@ class Ensemble(eqx.Module):
             if not isinstance(model, Model):
                 raise TypeError(f"`like` must be a bo.Posterior, a bo.Model or None, got {like!r}.")
             template = model.constrain(model.initial_position())
-            expected = [(n, tuple(x.shape)) for n, x in _named_leaves(template)]
+            expected = [(n, tuple(x.shape)) for n, x in named_leaves(template)]
             found = [(n, tuple(x.shape[2:])) for n, x in zip(names, leaves, strict=True)]
             if expected != found:
                 raise ValueError(
@@ -326,18 +321,9 @@ def _hashable(value):
     return value
 
 
-def _named_leaves(tree) -> list[tuple[str, Array]]:
-    paths, _ = jax.tree_util.tree_flatten_with_path(tree)
-    names = []
-    for path, leaf in paths:
-        name = jax.tree_util.keystr(path, simple=True, separator=".")
-        names.append((name, leaf))
-    return names
-
-
 def _check_same_architecture(first: Ensemble, other: Ensemble, index: int) -> None:
     def signature(e: Ensemble):
-        shapes = [(n, x.shape[2:], str(x.dtype)) for n, x in _named_leaves(e.params)]
+        shapes = [(n, x.shape[2:], str(x.dtype)) for n, x in named_leaves(e.params)]
         static = None if e.model is None else jax.tree.structure(e.model.static)
         return shapes, static, e.target_shape
 
