@@ -40,6 +40,31 @@ def check_int(name: str, value: Any, minimum: int | None = None) -> int:
     return value
 
 
+def check_int_between(
+    name: str,
+    value: Any,
+    low: int,
+    high: int,
+    *,
+    high_name: str | None = None,
+    allow_none: bool = False,
+) -> int | None:
+    """`value` as an int in [`low`, `high`]; `None` passes through when `allow_none`.
+
+    `high_name` names the upper bound in the message (`[1, N=40]` for `high_name="N"`).
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        expected = "an int or None" if allow_none else "an int"
+        raise ArgumentTypeError(f"`{name}` must be {expected}, got {_describe(value)}.")
+    value = int(value)
+    if not low <= value <= high:
+        upper = high if high_name is None else f"{high_name}={high}"
+        raise ValueError(f"`{name}` must be an int in [{low}, {upper}], got {value}.")
+    return value
+
+
 def check_real(name: str, value: Any) -> float:
     """`value` as a float; it must be a real number (int or float, not a bool or an array)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools as ft
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -38,9 +37,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from bayesover._checks import check_int, check_int_between, check_key, check_positive
 from bayesover.ensemble._ensemble import Ensemble
-from bayesover.inference._sample import _check_key
-from bayesover.inference.samplers._base import check_positive_int
 from bayesover.model.likelihoods import (
     AbstractLikelihood,
     Bernoulli,
@@ -160,30 +158,21 @@ def distill(
     if not jax.tree.leaves(params):
         raise ValueError("`student_module` has no inexact-array leaves: nothing to train.")
     x_pool = _as_points("x_pool", x_pool)
-    check_positive_int("num_steps", num_steps)
+    check_int("num_steps", num_steps, minimum=1)
     if optimizer is None:
         optimizer = _DEFAULT_OPTIMIZER
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"`optimizer` must be an optax GradientTransformation, got {optimizer!r}.")
     num_pool = x_pool.shape[0]
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise TypeError(f"`batch_size` must be an int or None, got {batch_size!r}.")
-        if not 1 <= batch_size <= num_pool:
-            raise ValueError(
-                f"`batch_size` must be an int in [1, P={num_pool}] (the pool size), "
-                f"got {batch_size}."
-            )
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"`temperature` must be a number, got {temperature!r}.")
-    temperature = float(temperature)
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"`temperature` must be a finite number > 0, got {temperature!r}.")
+    batch_size = check_int_between(
+        "batch_size", batch_size, 1, num_pool, high_name="P", allow_none=True
+    )
+    temperature = check_positive("temperature", temperature)
     if not classification and temperature != 1.0:
         raise ValueError(
             f"`temperature` softens class probabilities; regression needs 1.0, got {temperature}."
         )
-    key = _check_key(key)
+    key = check_key(key)
 
     first = jax.tree.map(lambda v: v[0, 0], ensemble.params)
     try:

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from bayesover._checks import check_int
 from bayesover.model._model import Model
 from bayesover.model.likelihoods import Bernoulli, Categorical
 
@@ -69,9 +70,8 @@ class Predictive(eqx.Module):
         member_batch_size = (
             min(num_members, 256) if member_batch_size is None else member_batch_size
         )
-        for name, value in (("batch_size", batch_size), ("member_batch_size", member_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("member_batch_size", member_batch_size, minimum=1)
         target_shape = ensemble.target_shape if ensemble.target_shape is not None else ()
         return cls(
             model,

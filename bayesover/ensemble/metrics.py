@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from bayesover._checks import check_int
+
 __all__ = [
     "CalibrationCurve",
     "accuracy",
@@ -179,11 +181,10 @@ def _check_num_bins(num_bins: Any) -> int:
             "`num_bins` must be a Python int, got a traced value; under `jax.jit` mark it "
             "static (`static_argnames='num_bins'`)."
         )
-    if isinstance(num_bins, bool) or not isinstance(num_bins, int | np.integer):
-        raise TypeError(f"`num_bins` must be an int, got {type(num_bins).__name__} {num_bins!r}.")
-    if num_bins < 1:
+    num_bins = check_int("num_bins", num_bins)
+    if num_bins < 1:  # worded as before the checks were merged (tests match it)
         raise ValueError(f"`num_bins` must be >= 1, got {num_bins}.")
-    return int(num_bins)
+    return num_bins
 
 
 def _classification(probs: Any, labels: Any) -> tuple[Array, Array]:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesover._atomic import atomic_path
+from bayesover._trees import concatenate
 
 FORMAT = "bayesover-checkpoint"
 VERSION = 1
@@ -65,7 +66,7 @@ def save(path: str | os.PathLike, fingerprint: str, states: Any, draws_done: int
     for i, leaf in enumerate(jax.tree.leaves(states)):
         arrays[f"state_{i}"] = np.asarray(leaf)
     if chunks:
-        merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
+        merged = concatenate(chunks, axis=1, xp=np)
         for i, leaf in enumerate(jax.tree.leaves(merged)):
             arrays[f"draws_{i}"] = np.asarray(leaf)
     with atomic_path(path, temporary=temporary_path(path)) as tmp, open(tmp, "wb") as f:

@@ -25,15 +25,16 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
+from bayesover._checks import check_int, check_int_between, check_key
+from bayesover._trees import stack
 from bayesover.ensemble._ensemble import Ensemble
 from bayesover.inference._optimize import _map_loop
-from bayesover.inference._sample import _check_key, sample
-from bayesover.inference.samplers._base import AbstractSampler, check_positive_int
+from bayesover.inference._sample import sample
+from bayesover.inference.samplers._base import AbstractSampler
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
 # One instance, so that calls without an optimiser share a compiled program (optax
@@ -85,8 +86,8 @@ def deep_ensemble(
             f"`posterior` must be a bayesover posterior, got {type(posterior).__name__}."
         )
     key, batch_size = _deprecated_key_batch_size(deprecated_positional, key, batch_size)
-    check_positive_int("num_members", num_members)
-    check_positive_int("num_steps", num_steps)
+    check_int("num_members", num_members, minimum=1)
+    check_int("num_steps", num_steps, minimum=1)
     if optimizer is None:
         optimizer = _DEFAULT_OPTIMIZER
     if not isinstance(optimizer, optax.GradientTransformation):
@@ -94,25 +95,22 @@ def deep_ensemble(
             f"`optimizer` must be an optax GradientTransformation (optax.adam(1e-2), ...), "
             f"got {optimizer!r}."
         )
-    key = _check_key(key)
+    key = check_key(key)
     if batch_size is not None:
         if not isinstance(posterior, Posterior):
             raise TypeError("`batch_size` needs a network bo.Posterior (it has data to batch).")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise TypeError(f"`batch_size` must be an int or None, got {batch_size!r}.")
-        if not 1 <= batch_size <= posterior.num_data:
-            raise ValueError(
-                f"`batch_size` must be an int in [1, N={posterior.num_data}], got {batch_size}."
-            )
+        check_int_between(
+            "batch_size", batch_size, 1, posterior.num_data, high_name="N", allow_none=True
+        )
     if then_sample is not None:
         if not isinstance(then_sample, AbstractSampler):
             raise TypeError(
                 "`then_sample` must be a bayesover sampler (bo.SGLD(...), bo.NUTS(), ...) or "
                 f"None, got {then_sample!r}."
             )
-        check_positive_int("num_warmup", num_warmup, minimum=0)
-        check_positive_int("num_draws", num_draws)
-        check_positive_int("thinning", thinning)
+        check_int("num_warmup", num_warmup, minimum=0)
+        check_int("num_draws", num_draws, minimum=1)
+        check_int("thinning", thinning, minimum=1)
         then_sample.build(posterior)  # configuration errors surface before training
 
     train_key, sample_key = jax.random.split(key)
@@ -122,7 +120,7 @@ def deep_ensemble(
     starts = None  # network posteriors draw their starts inside the compiled program
     if not isinstance(posterior, Posterior):  # NumPyro initialisation is not traceable
         draws = [posterior.initial_position(k) for k in init_keys]
-        starts = jax.tree.map(lambda *xs: jnp.stack(xs), *draws)
+        starts = stack(draws)
     positions, params, lp = _train_members(
         posterior, optimizer, starts, init_keys, data_keys, num_steps, batch_size
     )

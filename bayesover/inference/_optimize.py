@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from bayesover._checks import check_int, check_int_between
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
 
@@ -53,17 +54,13 @@ def map_estimate(
 
     **Returns:** a `MAPResult`.
     """
-    if not isinstance(num_steps, int) or num_steps <= 0:
-        raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")
+    check_int("num_steps", num_steps, minimum=1)
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
     position = posterior.initial_position() if init is None else init
     if batch_size is not None:
         if not isinstance(posterior, Posterior):
             raise TypeError("`batch_size` needs a network bo.Posterior (it has data to batch).")
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= posterior.num_data:
-            raise ValueError(
-                f"`batch_size` must be an int in [1, N={posterior.num_data}], got {batch_size!r}."
-            )
+        check_int_between("batch_size", batch_size, 1, posterior.num_data, high_name="N")
     return _map_loop(posterior, key, optimizer, num_steps, batch_size, position)
 
 

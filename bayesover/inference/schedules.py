@@ -22,7 +22,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from bayesover.model._constrain import check_positive
+from bayesover._checks import check_int, check_positive, check_real
 
 
 class Schedule(Protocol):
@@ -77,9 +77,8 @@ class cyclical(eqx.Module):  # noqa: N801
 
     def __check_init__(self):
         check_positive("step_size", self.step_size)
-        if not isinstance(self.cycle_length, int) or self.cycle_length < 1:
-            raise ValueError(f"`cycle_length` must be an int >= 1, got {self.cycle_length!r}.")
-        if not 0.0 <= self.exploration_fraction < 1.0:
+        check_int("cycle_length", self.cycle_length, minimum=1)
+        if not 0.0 <= check_real("exploration_fraction", self.exploration_fraction) < 1.0:
             raise ValueError(
                 f"`exploration_fraction` must lie in [0, 1), got {self.exploration_fraction!r}."
             )

@@ -9,8 +9,6 @@ scale, a box) is stored as an unconstrained value `u` and mapped with NumPyro's
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jaxtyping import Array, Float
@@ -52,13 +50,3 @@ def log_prob_dict(
         total = total + unconstrained_log_prob(distribution, u, jnp.shape(u))
         constrained[name] = constrain(distribution, u)
     return total, constrained
-
-
-def check_positive(name: str, value: object) -> None:
-    """Raise a ValueError naming `name` unless `value` is a finite number > 0."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a positive number, got {value!r}.") from None
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")

@@ -21,7 +21,7 @@ import numpy as np
 import numpyro.distributions as dist
 from jaxtyping import Array, Float
 
-from bayesover.model._constrain import check_positive
+from bayesover._checks import check_positive
 
 
 class AbstractLikelihood(eqx.Module):

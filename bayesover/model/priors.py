@@ -23,7 +23,8 @@ import equinox as eqx
 import jax
 import numpyro.distributions as dist
 
-from bayesover.model._constrain import check_positive
+from bayesover._checks import check_positive
+from bayesover._trees import leaf_paths
 
 
 class LeafInfo(NamedTuple):
@@ -31,8 +32,8 @@ class LeafInfo(NamedTuple):
 
     **Fields:**
 
-    - `path`: the leaf's path in the module, as `jax.tree_util.keystr` writes it
-      without its leading dot (e.g. `layers[0].weight`).
+    - `path`: the leaf's path in the module, as `bayesover._trees.leaf_path` writes it
+      (`jax.tree_util.keystr` without its leading dot, e.g. `layers[0].weight`).
     - `shape`: the array's shape.
     - `fan_in`: inputs per output unit: `prod(shape[1:])` for a weight (Equinox stores
       `(out, in, ...)`), the fan-in of the sibling `weight` for a `bias`, else 1.
@@ -151,13 +152,10 @@ priors with the structure of the parameters."""
 
 def leaf_infos(params) -> list[LeafInfo]:
     """`LeafInfo` for every leaf of a parameter pytree, in `jax.tree.leaves` order."""
-    with_paths, _ = jax.tree_util.tree_flatten_with_path(params)
-    shapes = {
-        jax.tree_util.keystr(path).removeprefix("."): tuple(leaf.shape) for path, leaf in with_paths
-    }
+    named = leaf_paths(params)
+    shapes = {name: tuple(leaf.shape) for name, leaf in named}
     infos = []
-    for path, leaf in with_paths:
-        name = jax.tree_util.keystr(path).removeprefix(".")
+    for name, leaf in named:
         shape = tuple(leaf.shape)
         if len(shape) >= 2:
             fan_in = math.prod(shape[1:])

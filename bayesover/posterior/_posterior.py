@@ -24,6 +24,7 @@ import numpyro
 import numpyro.infer.util as numpyro_util
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from bayesover._checks import check_positive
 from bayesover.data import Data
 from bayesover.model._model import Model, Position, check_position
 
@@ -53,16 +54,6 @@ class AbstractPosterior(eqx.Module):
         raise NotImplementedError
 
 
-def _check_temperature(temperature: float) -> float:
-    try:
-        value = float(temperature)
-    except (TypeError, ValueError):
-        raise TypeError(f"`temperature` must be a positive number, got {temperature!r}.") from None
-    if not (value > 0 and value < float("inf")):
-        raise ValueError(f"`temperature` must be a finite number > 0, got {temperature!r}.")
-    return value
-
-
 class Posterior(AbstractPosterior):
     """`bo.Posterior(model, data, temperature=1.0)`: a network posterior on a data set.
 
@@ -83,7 +74,7 @@ class Posterior(AbstractPosterior):
             raise TypeError(f"`model` must be a bo.Model, got {type(model).__name__}.")
         if not isinstance(data, Data):
             raise TypeError(f"`data` must be a bo.Data, got {type(data).__name__}.")
-        self.temperature = _check_temperature(temperature)
+        self.temperature = check_positive("temperature", temperature)
         try:
             output = jax.eval_shape(model.apply, model.params, data.inputs[0])
         except Exception as error:  # the module rejects the input's shape
@@ -170,7 +161,7 @@ class Posterior(AbstractPosterior):
         latent sites in `potential_energy`, so the tempering is added explicitly.)
         `temperature` is reserved: it is not passed to `model_fn`.
         """
-        return NumPyroPosterior(model_fn, args, kwargs, _check_temperature(temperature))
+        return NumPyroPosterior(model_fn, args, kwargs, check_positive("temperature", temperature))
 
 
 class NumPyroPosterior(AbstractPosterior):

@@ -21,9 +21,9 @@ from blackjax.adaptation.base import get_filter_adapt_info_fn
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
-from bayesover.inference.samplers._base import AbstractSampler, Algorithm, check_positive_int
+from bayesover._checks import check_fraction, check_int, check_positive
+from bayesover.inference.samplers._base import AbstractSampler, Algorithm
 from bayesover.inference.samplers._moves import hmc_step
-from bayesover.model._constrain import check_positive
 from bayesover.posterior._posterior import AbstractPosterior
 
 
@@ -82,10 +82,7 @@ class _HMCFamily(AbstractSampler):
 
     def _check(self):
         check_positive("initial_step_size", self.initial_step_size)
-        if not 0.0 < self.target_acceptance_rate < 1.0:
-            raise ValueError(
-                f"`target_acceptance_rate` must lie in (0, 1), got {self.target_acceptance_rate!r}."
-            )
+        check_fraction("target_acceptance_rate", self.target_acceptance_rate)
 
     def _kernel_args(self) -> dict:
         raise NotImplementedError
@@ -148,10 +145,14 @@ class NUTS(_HMCFamily):
 
     def __check_init__(self):
         self._check()
-        check_positive_int("max_tree_depth", self.max_tree_depth)
+        check_int("max_tree_depth", self.max_tree_depth, minimum=1)
 
     def _kernel_args(self):
         return {"max_num_doublings": self.max_tree_depth}
+
+    def recorded_settings(self) -> dict:
+        """`max_tree_depth`, for the diagnostics' tree-depth saturation check."""
+        return {"max_tree_depth": int(self.max_tree_depth)}
 
     def build(self, posterior: AbstractPosterior) -> Algorithm:
         kernel = blackjax.nuts.build_kernel()
@@ -186,7 +187,7 @@ class HMC(_HMCFamily):
 
     def __check_init__(self):
         self._check()
-        check_positive_int("num_integration_steps", self.num_integration_steps)
+        check_int("num_integration_steps", self.num_integration_steps, minimum=1)
 
     def _kernel_args(self):
         return {"num_integration_steps": self.num_integration_steps}

@@ -30,10 +30,11 @@ import jax.numpy as jnp
 from blackjax.sgmcmc import diffusions
 from jaxtyping import Array
 
+from bayesover._checks import check_fraction, check_int, check_positive
+from bayesover._trees import all_finite
 from bayesover.inference import schedules
-from bayesover.inference.samplers._base import AbstractSampler, Algorithm, check_positive_int
+from bayesover.inference.samplers._base import AbstractSampler, Algorithm
 from bayesover.inference.samplers._moves import sgld_step
-from bayesover.model._constrain import check_positive
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
 
@@ -60,11 +61,6 @@ class SGMCMCStats(NamedTuple):
     stopped: Array
 
 
-def _tree_all_finite(tree) -> Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
 class _SGMCMC(AbstractSampler):
     step_size: float
     batch_size: int
@@ -73,16 +69,16 @@ class _SGMCMC(AbstractSampler):
 
     def _check(self):
         check_positive("step_size", self.step_size)
-        check_positive_int("batch_size", self.batch_size)
+        check_int("batch_size", self.batch_size, minimum=1)
         check_positive("temperature", self.temperature)
         if self.schedule is not None and not callable(self.schedule):
             raise TypeError(
                 f"`schedule` must be a function of the step count, got {self.schedule!r}."
             )
 
-    @property
-    def uses_minibatches(self) -> bool:
-        return True
+    def chain_stopped(self, info: SGMCMCStats) -> Array:
+        """`info.stopped`: the chain met a non-finite iterate and froze there."""
+        return info.stopped
 
     def step_size_at(self, step):
         """eps_t: the schedule's value, or the constant `step_size` when there is no schedule."""
@@ -148,7 +144,7 @@ class _SGMCMC(AbstractSampler):
             indices, order = batch_indices(state.data_key, state.step, state.order)
             lp, grad = jax.value_and_grad(estimate)(state.position, indices)
             moved = self._move(rng_key, state, grad, step_size, num_data)
-            finite = _tree_all_finite(moved.position) & jnp.isfinite(lp)
+            finite = all_finite(moved.position) & jnp.isfinite(lp)
             stopped = state.stopped | ~finite
             keep = lambda new, old: jax.tree.map(  # noqa: E731
                 lambda a, b: jnp.where(stopped, b, a), new, old
@@ -229,8 +225,7 @@ class pSGLD(_SGMCMC):  # noqa: N801  (the name of the method in the literature)
 
     def __check_init__(self):
         self._check()
-        if not 0.0 < self.decay < 1.0:
-            raise ValueError(f"`decay` must lie in (0, 1), got {self.decay!r}.")
+        check_fraction("decay", self.decay)
         check_positive("epsilon", self.epsilon)
 
     def _preconditioner(self, position):
