@@ -16,6 +16,7 @@ import pytest
 from conftest import model_file
 
 import bayesover as bo
+from bayesover.inference.samplers._sgmcmc import SGMCMCStats
 
 lg = model_file("linear_gaussian")
 
@@ -506,3 +507,13 @@ def test_nuts_same_key_and_chunking_give_identical_draws(linear):
     _assert_identical(a, c)
     d = sample(linear, nuts, num_warmup=30, num_draws=6, key=jax.random.key(1))
     assert not np.array_equal(flat_draws(a), flat_draws(d))
+
+
+def test_samplers_declare_what_the_driver_records():
+    # the driver reads these hooks instead of a sampler's fields
+    assert bo.NUTS(max_tree_depth=4).recorded_settings() == {"max_tree_depth": 4}
+    assert bo.HMC().recorded_settings() == {} and bo.SGLD(1e-3, 10).recorded_settings() == {}
+    assert bo.NUTS().chain_stopped(None) is None and bo.HMC().chain_stopped(None) is None
+    stats = SGMCMCStats(jnp.float32(1e-3), jnp.float32(0.0), jnp.asarray(True))
+    for sampler in (bo.SGLD(1e-3, 10), bo.SGHMC(1e-3, 10), bo.pSGLD(1e-3, 10)):
+        assert bool(sampler.chain_stopped(stats))
