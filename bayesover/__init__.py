@@ -26,7 +26,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "schedules": ("bayesover.inference.schedules", None),
     "Model": ("bayesover.model._model", "Model"),
     "Problem": ("bayesover.model._problem", "Problem"),
-    "Data": ("bayesover.data", "Data"),
+    "Data": ("bayesover.data._container", "Data"),
     "AbstractPosterior": ("bayesover.posterior._posterior", "AbstractPosterior"),
     "NumPyroPosterior": ("bayesover.posterior._posterior", "NumPyroPosterior"),
     "Posterior": ("bayesover.posterior._posterior", "Posterior"),
@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from bayesover import data as data
     from bayesover import lens as lens
     from bayesover.cli import builders as builders
-    from bayesover.data import Data as Data
+    from bayesover.data._container import Data as Data
     from bayesover.diagnostics._datatree import from_datatree as from_datatree
     from bayesover.diagnostics._datatree import load_datatree as load_datatree
     from bayesover.diagnostics._datatree import save_datatree as save_datatree

@@ -33,7 +33,6 @@ from bayesover.lens import closed_form
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 START, END = "<!-- lens:start -->", "<!-- lens:end -->"
-ROOT = HERE.parent
 
 
 def log(*args):
@@ -87,7 +86,7 @@ def bench_smc(quick, counts):
 
 
 def bench_weight(quick):
-    module = bo.builders.load_module(ROOT / "models" / "teacher_student.py")
+    module = bo.builders.load_module(bo.builders.resolve_model_path("teacher_student"))
     width = 10 if quick else 250
     problem = module.build(0, width=width, num_points=64, noise_scale=0.3, teacher_scale=0.5)
     teacher = module.teacher(0, teacher_scale=0.5)

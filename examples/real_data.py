@@ -1,6 +1,6 @@
 """Proof on real data: one MAP net, a deep ensemble, SGLD and NUTS on three small data sets.
 
-Three problems, all from the bundled model files (`models/`), all offline scikit-learn data:
+Three problems, all from the bundled model files (`bayesover/models/`), offline scikit-learn data:
 
 - `digits`: `classifier_mlp` with `dataset="digits"`, 64 -> 16 -> 10 tanh MLP, 1,210 weights,
   1,438 training / 359 test images, Categorical likelihood;

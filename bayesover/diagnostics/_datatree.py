@@ -46,7 +46,7 @@ import xarray as xr
 
 from bayesover._atomic import atomic_write_netcdf
 from bayesover._trees import named_leaves as _named_leaves
-from bayesover.data import Data
+from bayesover.data._container import Data
 from bayesover.ensemble._ensemble import Ensemble
 from bayesover.model.likelihoods import Bernoulli, Categorical
 from bayesover.posterior._posterior import AbstractPosterior, NumPyroPosterior, Posterior

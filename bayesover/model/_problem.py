@@ -1,11 +1,11 @@
-"""A ready inference problem: a posterior plus held-out data, as builders in `models/` return it."""
+"""A ready inference problem: a posterior plus held-out data, as a model's `build()` returns it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from bayesover.data import Data
+    from bayesover.data._container import Data
     from bayesover.posterior._posterior import AbstractPosterior
 
 

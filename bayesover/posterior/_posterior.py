@@ -25,7 +25,7 @@ import numpyro.infer.util as numpyro_util
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesover._checks import check_positive
-from bayesover.data import Data
+from bayesover.data._container import Data
 from bayesover.model._model import Model, Position, check_position
 
 
