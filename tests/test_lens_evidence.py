@@ -16,9 +16,8 @@ import scipy.integrate as si
 import scipy.stats as st
 
 import bayesover as bo
-from bayesover.lens import EvidenceResult, Target
+from bayesover.lens import EvidenceResult, Target, log_evidence
 from bayesover.lens import closed_form as cf
-from bayesover.lens._evidence import log_evidence
 
 
 def check(result: EvidenceResult, exact: float):

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import bayesover as bo
+from bayesover.lens import WeightCurve, kl_from_sample, kl_gaussian_outputs, weight_curve
 from bayesover.lens import closed_form as cf
-from bayesover.lens._kl import kl_from_sample, kl_gaussian_outputs
-from bayesover.lens._weight import WeightCurve, weight_curve
 
 MU0, SIGMA, A = 0.3, 1.0, 5.0
 P0 = 0.2

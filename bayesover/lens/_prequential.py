@@ -26,12 +26,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.mcmc import hmc as blackjax_hmc
 from blackjax.smc.resampling import systematic
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, PRNGKeyArray
 
+from bayesover._checks import check_int
+from bayesover.inference.samplers._moves import adapt_step_size, hmc_chain
 from bayesover.lens._result import EvidenceResult
 from bayesover.lens._target import Target, as_target
 from bayesover.posterior._posterior import AbstractPosterior
@@ -71,14 +72,10 @@ def prequential_log_evidence(
     """
     target = as_target(posterior)
     n = target.num_data
-    for name, value, low in (
-        ("num_particles", num_particles, 2),
-        ("num_runs", num_runs, 1),
-        ("num_mcmc_steps", num_mcmc_steps, 1),
-        ("num_integration_steps", num_integration_steps, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}.")
+    num_particles = check_int("num_particles", num_particles, 2)
+    num_runs = check_int("num_runs", num_runs, 1)
+    num_mcmc_steps = check_int("num_mcmc_steps", num_mcmc_steps, 1)
+    num_integration_steps = check_int("num_integration_steps", num_integration_steps, 1)
     if not 0.0 < float(ess_threshold) <= 1.0:
         raise ValueError(f"`ess_threshold` must be in (0, 1], got {ess_threshold!r}.")
     min_ess = max(2.0, num_particles / 100) if min_ess is None else float(min_ess)
@@ -145,7 +142,6 @@ def _run(
     example = target.sample_prior(jax.random.key(0))
     _, unravel = ravel_pytree(example)
     rank = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
-    hmc = blackjax_hmc.build_kernel()
 
     def flat_prior(key):
         return ravel_pytree(target.sample_prior(key))[0]
@@ -167,20 +163,14 @@ def _run(
         def chain(key, position):
             key_jitter, key_steps = jax.random.split(key)
             eps = step_size * jax.random.uniform(key_jitter, minval=0.5, maxval=1.5)
-            state = blackjax_hmc.init(position, logdensity)
-
-            def one(state, key):
-                state, info = hmc(key, state, logdensity, eps, inverse_mass, num_integration_steps)
-                return state, info.acceptance_rate
-
-            state, acceptance = jax.lax.scan(
-                one, state, jax.random.split(key_steps, num_mcmc_steps)
-            )
-            return state.position, jnp.mean(acceptance)
+            position, acceptance = hmc_chain(key_steps, position, logdensity, eps, inverse_mass,
+                                             num_integration_steps, num_mcmc_steps)  # fmt: skip
+            return position, jnp.mean(acceptance)
 
         z, acceptance = jax.vmap(chain)(jax.random.split(key, num_particles), z)
         acceptance = jnp.mean(jnp.nan_to_num(acceptance))
-        step_size = step_size * jnp.clip(jnp.exp(2.0 * (acceptance - 0.65)), 0.5, 2.0)
+        step_size = adapt_step_size(step_size, acceptance, 0.65, gain=2.0, max_factor=2.0,
+                                    bounds=None)  # fmt: skip
         return z, step_size, acceptance
 
     def one_run(key):

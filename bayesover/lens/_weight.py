@@ -13,7 +13,8 @@ estimators:
 
   unbiased for W(eps) / W(L_k) since the stage-k particles are prior draws restricted to
   {K < L_k}. The killed particles are replaced by copies of survivors, and everyone moves by
-  Metropolis steps that leave the prior restricted to {K < L} invariant: a random walk with the
+  Metropolis steps (`bayesover.inference.samplers._moves.random_walk_metropolis`) that leave
+  the prior restricted to {K < L} invariant: a random walk with the
   survivors' covariance (its correlation shrunk towards I, Ledoit-Wolf; diagonal only above
   `full_covariance_max` dimensions), accepted with probability min(1, w(theta') / w(theta))
   if K(theta') < L, its scale tuned towards `target_acceptance` on the population's acceptance.
@@ -41,9 +42,11 @@ import scipy.special as sc
 from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
+from bayesover._checks import check_fraction, check_int
 from bayesover.inference._optimize import minimise
-from bayesover.lens._flatness import top_eigenpairs
+from bayesover.inference.samplers._moves import random_walk_metropolis
 from bayesover.lens._kl import as_kl
+from bayesover.lens._lanczos import top_eigenpairs
 from bayesover.lens._target import Target, as_target
 from bayesover.posterior._posterior import AbstractPosterior
 
@@ -220,34 +223,24 @@ def weight_curve(
 # ---------------------------------------------------------------------------- splitting
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return value
-
-
 def _splitting(target, kl, grid, key, **options) -> WeightCurve:
-    num_particles = _check_int("num_particles", options["num_particles"], 4)
-    num_runs = _check_int("num_runs", options["num_runs"], 1)
-    num_steps = _check_int("num_mcmc_steps", options["num_mcmc_steps"], 1)
+    num_particles = check_int("num_particles", options["num_particles"], 4)
+    num_runs = check_int("num_runs", options["num_runs"], 1)
+    num_steps = check_int("num_mcmc_steps", options["num_mcmc_steps"], 1)
     max_steps = options["max_mcmc_steps"]
     if max_steps is None:
         d = ravel_pytree(target.sample_prior(jax.random.key(0)))[0].shape[0]
         max_steps = max(50 * num_steps, 10 * d)
-    max_steps = _check_int("max_mcmc_steps", max_steps, num_steps)
+    max_steps = check_int("max_mcmc_steps", max_steps, num_steps)
     target_mixing = float(options["target_mixing"])
     if not 0.0 <= target_mixing < 1.0:
         raise ValueError(f"`target_mixing` must lie in [0, 1), got {target_mixing!r}.")
-    max_levels = _check_int("max_levels", options["max_levels"], 1)
-    fraction = float(options["fraction"])
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"`fraction` must lie in (0, 1), got {fraction!r}.")
+    max_levels = check_int("max_levels", options["max_levels"], 1)
+    fraction = check_fraction("fraction", options["fraction"])
     num_keep = int(math.floor(fraction * num_particles))
     if not 1 <= num_keep < num_particles:
         raise ValueError("`fraction * num_particles` must keep between 1 and N - 1 particles.")
-    target_acceptance = float(options["target_acceptance"])
-    if not 0.0 < target_acceptance < 1.0:
-        raise ValueError(f"`target_acceptance` must lie in (0, 1), got {target_acceptance!r}.")
+    target_acceptance = check_fraction("target_acceptance", options["target_acceptance"])
     runs = []
     for run_key in jax.random.split(key, num_runs):
         out = _splitting_run(
@@ -378,15 +371,17 @@ def _splitting_run(
 
     def metropolis(carry, step_key):
         x, K, LP, log_scale, moved, factor, level = carry
-        # one draw per step: d proposal normals and one normal turned uniform per particle
-        noise = jax.random.normal(step_key, (n_part, d + 1), x.dtype)
-        proposal = x + jnp.exp(log_scale) * noise[:, :d] @ factor.T
-        K_prop, LP_prop = evaluate(proposal)
-        log_u = jax.scipy.special.log_ndtr(noise[:, d])
-        accept = (K_prop < level) & (log_u < LP_prop - LP) & jnp.isfinite(LP_prop)
-        x = jnp.where(accept[:, None], proposal, x)
-        K = jnp.where(accept, K_prop, K)
-        LP = jnp.where(accept, LP_prop, LP)
+
+        def restricted(z):
+            """log w(z) on {K(z) < level}, -inf outside (and where log w is not finite)."""
+            K_z, LP_z = evaluate(z)
+            inside = (K_z < level) & jnp.isfinite(LP_z)
+            return jnp.where(inside, LP_z, -jnp.inf), (K_z, LP_z)
+
+        # the particles lie inside {K < level}: their restricted log density is LP
+        x, _, (K, LP), accept = random_walk_metropolis(
+            step_key, x, LP, (K, LP), restricted, factor, jnp.exp(log_scale)
+        )
         rate = jnp.mean(accept)
         log_scale = log_scale + (rate - target_acceptance)
         return (x, K, LP, log_scale, moved | accept, factor, level), rate
