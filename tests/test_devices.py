@@ -6,12 +6,16 @@ The device count of JAX is fixed when it starts, so every run happens in a fresh
 run at the same time; each does every sampler once, and the 4-device one repeats SGLD and NUTS.
 
 - The 4-device process sees 4 devices; with 4 chains (SGLD, NUTS) `bo.sample` uses all 4
-  (`config["num_devices"] == 4`) and every output array lives on 4 devices; with 6 chains
-  (SGHMC) it uses gcd(6, 4) = 2.
+  for the chains (`config["num_devices"] == 4`, mesh 4 x 1) and every output array lives on 4
+  devices; with 6 chains (SGHMC) the default mesh is chains first, gcd(6, 4) = 2 chain blocks,
+  and the 2 devices left over split the data: mesh 2 x 2.
+- Data parallelism: the 4-device process also runs SGLD on a data-only mesh (1 x 4) and a mixed
+  one (2 x 2), and NUTS on a data-only mesh (1 x 4).
 - SG-MCMC (SGLD, SGHMC): for the same key, draws on 1 and on 4 devices agree to 1e-5 (float
-  rounding only).
-- NUTS: the draws agree in distribution only. For each of the 4 parameters, the difference of
-  the 1- and 4-device means is within Z_MAX = 4 combined Monte Carlo standard errors
+  rounding only), whatever the mesh.
+- NUTS (4 x 1 and 1 x 4): the draws agree in distribution only. For each of the 4
+  parameters, the difference of the 1- and 4-device means is within Z_MAX = 4 combined Monte
+  Carlo standard errors
   (sqrt(mcse_1^2 + mcse_4^2), arviz_stats.mcse, method "mean"); each mean is also within
   Z_MAX MCSE of the exact posterior mean (the model is conjugate). Observed |z| < 1.
 - Same key, same devices: two runs give bit-identical draws and statistics.
@@ -56,7 +60,13 @@ RUNS = [
         "chunk_size": 25,
     },
 ]
-SG_RUNS = ["sgld", "sghmc"]
+# Only in the 4-device process; each is compared with the 1-device run of the name before "@".
+MESH_RUNS = [
+    {**RUNS[0], "name": "sgld@data", "mesh": [1, 4]},
+    {**RUNS[0], "name": "sgld@mixed", "mesh": [2, 2]},
+    {**RUNS[2], "name": "nuts@data", "mesh": [1, 4]},
+]
+SG_RUNS = ["sgld", "sghmc", "sgld@data", "sgld@mixed"]
 REPEATED = {"sgld", "nuts"}
 
 
@@ -69,6 +79,8 @@ def results(tmp_path_factory):
     procs = {}
     for n in (1, 4):
         spec_runs = [{**r, "repeat": n == 4 and r["name"] in REPEATED} for r in runs]
+        if n == 4:
+            spec_runs += [{**r, "seed": 7} for r in MESH_RUNS]
         procs[n] = launch.start(
             {"model": MODEL, "runs": spec_runs},
             folder,
@@ -87,9 +99,14 @@ def test_four_devices_are_seen_and_used(results):
         assert run["num_devices"] == 4, name
         # every draw and statistic array is sharded over all 4 devices, one shard each
         assert all(leaf == [4, 4] for leaf in run["leaf_devices"]), (name, run["leaf_devices"])
-    # 6 chains: the largest device count dividing them
-    assert meta["runs"]["sghmc"]["num_devices"] == 2
-    assert all(leaf == [2, 2] for leaf in meta["runs"]["sghmc"]["leaf_devices"])
+        assert run["mesh"] == {"chains": 4, "data": 1}, name
+    # 6 chains: 2 chain blocks (the largest device count dividing them), 2 data shards each;
+    # the draws are split over the chain blocks and replicated over the data shards
+    assert meta["runs"]["sghmc"]["mesh"] == {"chains": 2, "data": 2}
+    assert meta["runs"]["sghmc"]["num_devices"] == 4
+    assert all(leaf == [4, 4] for leaf in meta["runs"]["sghmc"]["leaf_devices"])
+    for name, mesh in [("sgld@data", [1, 4]), ("sgld@mixed", [2, 2]), ("nuts@data", [1, 4])]:
+        assert meta["runs"][name]["mesh"] == {"chains": mesh[0], "data": mesh[1]}, name
     # the chains on different devices are different chains (not one key copied to all)
     draws = arrays["nuts/draws"]
     for i in range(draws.shape[0]):
@@ -108,6 +125,8 @@ def test_one_device_run_uses_one_device(results):
 @pytest.mark.parametrize("name", SG_RUNS)
 def test_sgmcmc_draws_agree_across_device_counts(results, name):
     one, four = results[1][0], results[4][0]
+    base = name.split("@")[0]
+    one = {k.replace(base, name, 1): v for k, v in one.items() if k.startswith(f"{base}/")}
     assert one[f"{name}/draws"].shape == four[f"{name}/draws"].shape
     assert np.all(np.isfinite(one[f"{name}/draws"]))
     difference = np.max(np.abs(one[f"{name}/draws"] - four[f"{name}/draws"]))
@@ -122,8 +141,9 @@ def _mean_and_mcse(draws):
     return draws.mean(axis=(0, 1)), np.asarray(azs.mcse(draws, chain_axis=0, draw_axis=1))
 
 
-def test_nuts_draws_agree_in_distribution_across_device_counts(results):
-    one, four = results[1][0]["nuts/draws"], results[4][0]["nuts/draws"]
+@pytest.mark.parametrize("name", ["nuts", "nuts@data"])
+def test_nuts_draws_agree_in_distribution_across_device_counts(results, name):
+    one, four = results[1][0]["nuts/draws"], results[4][0][f"{name}/draws"]
     assert one.shape == four.shape == (4, 500, 4)
     mean_1, mcse_1 = _mean_and_mcse(one)
     mean_4, mcse_4 = _mean_and_mcse(four)
@@ -133,8 +153,8 @@ def test_nuts_draws_agree_in_distribution_across_device_counts(results):
     for mean, mcse in [(mean_1, mcse_1), (mean_4, mcse_4)]:
         z_exact = (mean - exact) / mcse
         assert np.all(np.abs(z_exact) < Z_MAX), f"z-scores against the exact mean: {z_exact}"
-    for arrays in (results[1][0], results[4][0]):
-        assert not arrays["nuts/stat/diverging"].any()
+    assert not results[1][0]["nuts/stat/diverging"].any()
+    assert not results[4][0][f"{name}/stat/diverging"].any()
 
 
 @pytest.mark.parametrize("name", sorted(REPEATED))

@@ -85,7 +85,7 @@ def _optimise(posterior, optimizer, position, indices):
     def objective(position, batch_indices):
         if batch_indices.shape[0] == 0:
             return -posterior.logdensity(position)
-        return -posterior.logdensity_estimate(position, posterior.data.take(batch_indices))
+        return -posterior.logdensity_estimate(position, posterior.minibatch(batch_indices))
 
     def step(carry, batch_indices):
         position, opt_state = carry

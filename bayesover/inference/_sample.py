@@ -41,7 +41,7 @@ from bayesover.ensemble._ensemble import Ensemble
 from bayesover.inference import _checkpoint as checkpoints
 from bayesover.inference._fingerprint import fingerprint as run_fingerprint
 from bayesover.inference._progress import Progress
-from bayesover.inference._sharding import num_devices_for, over_chains, put_on_chains
+from bayesover.inference._sharding import choose_mesh, mesh_shape, over_chains, put_on_chains
 from bayesover.inference._starts import check_initial_positions, initial_positions
 from bayesover.inference.samplers._base import AbstractSampler
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
@@ -62,6 +62,7 @@ def sample(
     chunk_size: int | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
+    mesh: Any = None,
 ) -> Ensemble:
     """Sample `num_chains` chains of `sampler` on `posterior`.
 
@@ -79,6 +80,9 @@ def sample(
     - `chunk_size`: draws per compiled chunk (default: a tenth of the run); progress and
       checkpoints happen between chunks.
     - `progress`: print progress to stderr; `checkpoint`: a file path (see module docstring).
+    - `mesh`: how the devices are split, `(chains, data)` or a `jax.sharding.Mesh` with axes
+      `("chains", "data")`; default: chains first, the devices left over split the data
+      of a network posterior (`bayesover.inference._sharding`).
 
     **Returns:** a `bo.Ensemble` with constrained draws and ArviZ-named statistics.
     """
@@ -112,11 +116,12 @@ def sample(
     warmup_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(chain_keys)
     sample_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(chain_keys)
 
-    num_devices = num_devices_for(num_chains)
+    mesh = choose_mesh(mesh, num_chains, posterior)
+    num_devices = mesh.size
 
     def start_fn(positions, init_keys, warmup_keys):
         return _start_chains(
-            posterior, sampler, positions, init_keys, warmup_keys, num_warmup, num_devices
+            posterior, sampler, positions, init_keys, warmup_keys, num_warmup, mesh
         )
 
     def chunk_fn(states, sample_keys, first_draw):
@@ -128,7 +133,7 @@ def sample(
             jnp.asarray(first_draw, jnp.int32),
             chunk_size,
             thinning,
-            num_devices,
+            mesh,
         )
 
     fingerprint = run_fingerprint(
@@ -141,7 +146,7 @@ def sample(
         thinning,
         init,
         chunk_size,
-        num_devices,
+        mesh_shape(mesh),
     )
     restored = checkpoints.load(checkpoint, fingerprint) if checkpoint is not None else None
     report = Progress(progress, num_draws, num_chains, num_devices)
@@ -160,7 +165,7 @@ def sample(
         template = jax.eval_shape(start_fn, like, init_keys, warmup_keys)
         states, draws_done = restored.states(template), restored.draws_done
         if num_devices > 1:  # put restored states where the chunk program expects them
-            states = put_on_chains(states, num_devices)
+            states = put_on_chains(states, mesh)
         report.resumed(draws_done)
 
     if restored is not None and draws_done > 0:
@@ -175,7 +180,7 @@ def sample(
             checkpoints.save(checkpoint, fingerprint, states, draws_done, chunks)
         report.chunk_done(draws_done)
 
-    draws, stats = put_on_chains(concatenate(chunks, axis=1, xp=np), num_devices)
+    draws, stats = put_on_chains(concatenate(chunks, axis=1, xp=np), mesh)
     config = {
         "sampler": repr(sampler),
         "sampler_name": type(sampler).__name__,
@@ -186,6 +191,7 @@ def sample(
         "init": init if isinstance(init, str) else "given",
         "key": tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
         "num_devices": num_devices,
+        "mesh": mesh_shape(mesh),
         "temperature": posterior.temperature,
     }
     config.update(sampler.recorded_settings())  # e.g. NUTS's max_tree_depth, for diagnose
@@ -201,18 +207,18 @@ def sample(
 
 
 @eqx.filter_jit
-def _start_chains(posterior, sampler, positions, init_keys, warmup_keys, num_warmup, num_devices):
+def _start_chains(posterior, sampler, positions, init_keys, warmup_keys, num_warmup, mesh):
     def start(posterior, _, position, init_key, warmup_key):
         algorithm = sampler.build(posterior)
         state = algorithm.init(position, init_key)
         return algorithm.warmup(warmup_key, state, num_warmup)
 
-    return over_chains(start, posterior, num_devices, (), positions, init_keys, warmup_keys)
+    return over_chains(start, posterior, mesh, (), positions, init_keys, warmup_keys)
 
 
 @eqx.filter_jit
 def _run_chunk(
-    posterior, sampler, states, sample_keys, first_draw, chunk_size, thinning, num_devices
+    posterior, sampler, states, sample_keys, first_draw, chunk_size, thinning, mesh
 ):
     def chunk(posterior, first_draw, state, sample_key):
         algorithm = sampler.build(posterior)
@@ -232,7 +238,7 @@ def _run_chunk(
 
         return jax.lax.scan(one_draw, state, first_draw + jnp.arange(chunk_size))
 
-    return over_chains(chunk, posterior, num_devices, first_draw, states, sample_keys)
+    return over_chains(chunk, posterior, mesh, first_draw, states, sample_keys)
 
 
 def _warn_if_stopped(ensemble: Ensemble):

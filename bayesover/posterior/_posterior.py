@@ -141,6 +141,11 @@ class Posterior(AbstractPosterior):
         loglik = jnp.sum(self.pointwise_loglikelihood(position))
         return self.model.log_prior(position) + loglik / self.temperature
 
+    def minibatch(self, indices: Array) -> Data:
+        """The training points at `indices` (what SG-MCMC and minibatch MAP evaluate); a
+        data-parallel posterior gathers them from its shards."""
+        return self.data.take(indices)
+
     def logdensity_estimate(self, position: Position, batch: Data) -> Float[Array, ""]:
         """Unbiased minibatch estimate: log p(theta) + (1/T) (N/b) sum_{i in B} log p(y_i | x_i)."""
         check_position(position, "Posterior.logdensity_estimate")

@@ -126,6 +126,7 @@ def main(spec_path):
                     chunk_size=run.get("chunk_size"),
                     checkpoint=run.get("checkpoint"),
                     progress=run.get("progress", False),
+                    mesh=tuple(run["mesh"]) if run.get("mesh") else None,
                 )
             except Exception as error:
                 if not run.get("expect_error"):
@@ -137,6 +138,7 @@ def main(spec_path):
             leaves = jax.tree.leaves((ensemble.params, ensemble.stats))
             meta["runs"][name] = {
                 "num_devices": ensemble.config["num_devices"],
+                "mesh": dict(ensemble.config["mesh"]),
                 "leaf_devices": [
                     [len(x.sharding.device_set), len(x.addressable_shards)] for x in leaves
                 ],

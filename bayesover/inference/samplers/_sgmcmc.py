@@ -80,6 +80,10 @@ class _SGMCMC(AbstractSampler):
         """`info.stopped`: the chain met a non-finite iterate and froze there."""
         return info.stopped
 
+    def progress_stats(self, info: SGMCMCStats) -> dict:
+        """`step_size`: the progress bar shows the current step size (the schedule's value)."""
+        return {"step_size": info.step_size}
+
     def step_size_at(self, step):
         """eps_t: the schedule's value, or the constant `step_size` when there is no schedule."""
         schedule = schedules.constant(self.step_size) if self.schedule is None else self.schedule
@@ -111,7 +115,7 @@ class _SGMCMC(AbstractSampler):
         inverse_temperature = 1.0 / self.temperature
 
         def estimate(position, indices):
-            batch = posterior.data.take(indices)
+            batch = posterior.minibatch(indices)
             log_prior = posterior.log_prior(position)
             return log_prior + inverse_temperature * (
                 posterior.logdensity_estimate(position, batch) - log_prior
