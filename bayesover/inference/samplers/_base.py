@@ -76,7 +76,9 @@ class AbstractSampler(eqx.Module):
     - `chain_stopped(info)`: the flag that marks a chain as stopped at this draw (its draw is
       then recorded as NaN), or None for samplers whose chains never stop;
     - `recorded_settings()`: settings copied into the ensemble's config for the diagnostics
-      (NUTS: `max_tree_depth`, for the tree-depth saturation check).
+      (NUTS: `max_tree_depth`, for the tree-depth saturation check);
+    - `progress_stats(info)`: what the live progress bar shows of a draw (NUTS/HMC:
+      `diverging`; SG-MCMC: `step_size`).
     """
 
     @abc.abstractmethod
@@ -89,4 +91,10 @@ class AbstractSampler(eqx.Module):
 
     def recorded_settings(self) -> dict[str, Any]:
         """Settings recorded in `Ensemble.config` for the diagnostics (JSON-able values)."""
+        return {}
+
+    def progress_stats(self, info: Any) -> dict[str, Array]:
+        """Scalars of this draw's `info` for the live progress bar (`bayesover.inference.
+        _progress`): a bool entry is counted over draws and chains ("diverging": divergences so
+        far); any other entry is shown as its current value, averaged over chains."""
         return {}

@@ -87,6 +87,10 @@ class _HMCFamily(AbstractSampler):
     def _kernel_args(self) -> dict:
         raise NotImplementedError
 
+    def progress_stats(self, info) -> dict:
+        """`diverging`: the progress bar counts divergences so far."""
+        return {"diverging": info.diverging}
+
     def _build(self, posterior, algorithm, kernel, stats):
         logdensity = posterior.logdensity
         kernel_args = self._kernel_args()
