@@ -11,7 +11,10 @@ vmap become selects that run both branches).
 The mesh: `mesh=None` picks chains first (chains = gcd(num_chains, devices), the devices left
 over go to the data axis of a network posterior); `mesh=(chains, data)` or a
 `jax.sharding.Mesh` with axes `("chains", "data")` chooses the split. Under
-`jax.distributed` the devices are those of all processes (`jax.devices()` is global).
+`jax.distributed` the devices are those of all processes (`jax.devices()` is global): every
+process runs the same program on the same inputs (made alike from the same key), each on its
+own devices; draws and states are gathered (`to_host`) on every process, and only process 0
+writes checkpoints and prints progress (`is_writer`).
 
 Why `shard_map` and not `jit` with shardings: measured 3.3x faster than `jit(vmap)` with one
 chain per (forced host) device on 2 cores (see DESIGN.md); BlackJAX NUTS needs
@@ -27,6 +30,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -98,8 +102,29 @@ def mesh_shape(mesh: Mesh) -> dict[str, int]:
     return {axis: int(mesh.shape[axis]) for axis in AXES}
 
 
+def is_writer() -> bool:
+    """True in the process that writes files and prints progress: process 0 (under
+    `jax.distributed`; the only process otherwise)."""
+    return jax.process_index() == 0
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of the arrays of `tree`. Under `jax.distributed` an array that spans other
+    processes' devices is gathered first (`process_allgather`, a collective: every process
+    must call this at the same point)."""
+
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(fetch, tree)
+
+
 def put_on_chains(tree: Any, mesh: Mesh) -> Any:
-    """`tree` (leading chain axis) placed sharded over the chains, replicated over the data."""
+    """`tree` (leading chain axis) placed sharded over the chains, replicated over the data.
+
+    Under `jax.distributed` every process passes the same values (each keeps its own shards)."""
     return jax.device_put(tree, NamedSharding(mesh, P(CHAIN_AXIS)))
 
 
