@@ -34,6 +34,7 @@ from bayesover._trees import stack
 from bayesover.ensemble._ensemble import Ensemble
 from bayesover.inference._optimize import _map_loop
 from bayesover.inference._sample import sample
+from bayesover.inference._sharding import choose_mesh, mesh_shape, over_chains, to_host
 from bayesover.inference.samplers._base import AbstractSampler
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
@@ -55,6 +56,7 @@ def deep_ensemble(
     num_draws: int = 1000,
     thinning: int = 1,
     progress: bool = False,
+    mesh: Any = None,
 ) -> Ensemble:
     """Train `num_members` MAP networks together and return them as an ensemble.
 
@@ -74,6 +76,8 @@ def deep_ensemble(
     - `then_sample`: optional sampler (`bo.SGLD(...)`, `bo.NUTS()`, ...) run from the K modes,
       one chain per member ("MAP then sample"), with `num_warmup`, `num_draws`, `thinning` and
       `progress` passed to `bo.sample`.
+    - `mesh`: the devices, as in `bo.sample`: members over the `chains` axis, the training
+      data split over the `data` axis (gradients summed over shards); default: members first.
 
     **Returns:** a `bo.Ensemble`. Without `then_sample`: params (constrained) shaped
     `(num_members, 1, ...)`, stats `{"lp": (num_members, 1)}` (the full-data log density at
@@ -112,6 +116,7 @@ def deep_ensemble(
         check_int("num_draws", num_draws, minimum=1)
         check_int("thinning", thinning, minimum=1)
         then_sample.build(posterior)  # configuration errors surface before training
+    layout = choose_mesh(mesh, num_members, posterior)
 
     train_key, sample_key = jax.random.split(key)
     member_keys = jax.random.split(train_key, num_members)
@@ -122,8 +127,11 @@ def deep_ensemble(
         draws = [posterior.initial_position(k) for k in init_keys]
         starts = stack(draws)
     positions, params, lp = _train_members(
-        posterior, optimizer, starts, init_keys, data_keys, num_steps, batch_size
+        posterior, optimizer, starts, init_keys, data_keys, num_steps, batch_size, layout
     )
+    if jax.process_count() > 1:  # under jax.distributed every process keeps all members
+        members = to_host((positions, params, lp))
+        positions, params, lp = jax.device_put(members, jax.local_devices()[0])
 
     bad = np.flatnonzero(~np.isfinite(np.asarray(lp)))
     if bad.size:
@@ -140,6 +148,7 @@ def deep_ensemble(
         "batch_size": batch_size,
         "key": tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
         "temperature": posterior.temperature,
+        "mesh": mesh_shape(layout),
     }
     if then_sample is not None:
         sampled = sample(
@@ -152,7 +161,9 @@ def deep_ensemble(
             thinning=thinning,
             init=positions,
             progress=progress,
+            mesh=mesh,
         )
+        assert isinstance(sampled, Ensemble)  # no `store`: the draws are in memory
         merged = {
             **sampled.config,
             **{f"map_{k}": v for k, v in config.items() if k != "temperature"},
@@ -204,16 +215,18 @@ def _deprecated_key_batch_size(args: tuple, key: Any, batch_size: Any) -> tuple[
 # -- the compiled programs: module-level, so that calls with the same shapes reuse them ----------
 
 
-def _train_members_impl(posterior, optimizer, starts, init_keys, data_keys, num_steps, batch_size):
-    def one(start, init_key, data_key):
+def _train_members_impl(
+    posterior, optimizer, starts, init_keys, data_keys, num_steps, batch_size, mesh
+):
+    def one(posterior, _, init_key, data_key, start=None):
         if start is None:
             start = posterior.initial_position(init_key)
         result = _map_loop(posterior, data_key, optimizer, num_steps, batch_size, start)
         position = result.position
         return position, posterior.constrain(position), posterior.logdensity(position)
 
-    in_axes = (None if starts is None else 0, 0, 0)
-    return jax.vmap(one, in_axes=in_axes)(starts, init_keys, data_keys)
+    mapped = (init_keys, data_keys) if starts is None else (init_keys, data_keys, starts)
+    return over_chains(one, posterior, mesh, (), *mapped)
 
 
 # `eqx.debug.get_num_traces(_train_members_traced)` counts compilations (tests use it).

@@ -21,6 +21,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesover._checks import check_int, check_int_between
+from bayesover.data._container import _batch_indices
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
 
@@ -72,7 +73,8 @@ def _map_loop(posterior, key, optimizer, num_steps, batch_size, position) -> MAP
         per_epoch = posterior.num_data // batch_size
         num_epochs = -(-num_steps // per_epoch)
         keys = jax.random.split(key, num_epochs)
-        epochs = jax.vmap(lambda k: posterior.data.batch_indices(k, batch_size))(keys)
+        # from the global N, so that a data-parallel posterior batches as one device does
+        epochs = jax.vmap(lambda k: _batch_indices(k, posterior.num_data, batch_size))(keys)
         indices = epochs.reshape(-1, batch_size)[:num_steps]
     final, trace = _optimise(posterior, optimizer, position, indices)
     return MAPResult(final, trace)

@@ -21,18 +21,26 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 from jaxtyping import Array, PRNGKeyArray
 
 from bayesover._checks import check_int
 from bayesover._trees import broadcast_leading, leaf_paths, stack
 from bayesover.inference._optimize import map_estimate
+from bayesover.inference._sharding import make_mesh, over_chains
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
 
 def initial_positions(
-    posterior: AbstractPosterior, init: Any, keys: PRNGKeyArray, jitter: float, map_steps: int
+    posterior: AbstractPosterior,
+    init: Any,
+    keys: PRNGKeyArray,
+    jitter: float,
+    map_steps: int,
+    mesh: Mesh | None = None,
 ) -> Any:
-    """The starts of the chains (leading chain axis), one `keys[c]` per chain."""
+    """The starts of the chains (leading chain axis), one `keys[c]` per chain; the MAP
+    optimisations of `init="map"` run on `mesh` (data-parallel when it has a data axis)."""
     num_chains = keys.shape[0]
     if isinstance(init, str):
         if init not in ("prior", "map"):
@@ -44,7 +52,8 @@ def initial_positions(
         if init == "prior":
             return positions
         check_int("map_steps", map_steps, minimum=1)
-        return _jittered_modes(posterior, keys, positions, jitter, map_steps)
+        mesh = make_mesh(1, 1) if mesh is None else mesh
+        return _jittered_modes(posterior, keys, positions, jitter, map_steps, mesh)
     template = jax.tree.structure(posterior.initial_position())
     if jax.tree.structure(init) != template:  # type: ignore[operator]  # PyTreeDef stub
         raise ValueError(
@@ -94,10 +103,10 @@ def _finite(x: Array) -> bool:
 
 
 @eqx.filter_jit
-def _jittered_modes(posterior, keys, starts, jitter, map_steps):
-    """One optax MAP point per chain (vmapped), plus `jitter` standard normals."""
+def _jittered_modes(posterior, keys, starts, jitter, map_steps, mesh):
+    """One optax MAP point per chain (vmapped, over the mesh), plus `jitter` standard normals."""
 
-    def find_mode(key, start):
+    def find_mode(posterior, _, key, start):
         result = map_estimate(posterior, key=key, num_steps=map_steps, init=start)
         leaves, treedef = jax.tree.flatten(result.position)
         noise = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
@@ -109,7 +118,7 @@ def _jittered_modes(posterior, keys, starts, jitter, map_steps):
             ],
         )
 
-    return jax.vmap(find_mode)(keys, starts)
+    return over_chains(find_mode, posterior, mesh, (), keys, starts)
 
 
 @eqx.filter_jit
