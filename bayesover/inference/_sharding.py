@@ -71,9 +71,11 @@ def choose_mesh(mesh: Any, num_chains: int, posterior: Any) -> Mesh:
     elif (
         isinstance(mesh, tuple)
         and len(mesh) == 2
-        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in mesh)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in mesh)
     ):
         chains, data = mesh
+        if chains < 1 or data < 1:
+            raise ValueError(f"`mesh` (chains, data) must be positive ints, got {mesh!r}.")
     else:
         raise TypeError(
             "`mesh` must be None, a tuple (chains, data) of positive ints or a "
