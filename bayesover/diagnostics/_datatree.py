@@ -25,6 +25,11 @@ Groups (ArviZ's names, dims `chain`, `draw` first):
 - `ensemble`: every parameter exactly as `bo.Ensemble.to_dataset` writes it, so
   `bo.from_datatree` rebuilds the ensemble (ArviZ ignores groups it does not know).
 
+An ensemble on disk (`bo.Ensemble.open`, `bayesover.ensemble._stored`) gives the same groups,
+computed in one pass over blocks of draws, except `ensemble`: the tree names the file instead
+(attributes `ensemble_store` and `ensemble_store_selection`, JSON `{"chains", "draws"}`), and
+`bo.from_datatree` reopens it. `weights="all"` is refused for it (that would be every draw).
+
 Why by hand: ArviZ's converters (`from_numpyro`, `from_dict`) know nothing of networks, of
 function-space quantities or of our `Ensemble`; `arviz.from_dict` does the final assembly.
 """
@@ -48,6 +53,7 @@ from bayesover._atomic import atomic_write_netcdf
 from bayesover._trees import named_leaves as _named_leaves
 from bayesover.data._container import Data
 from bayesover.ensemble._ensemble import Ensemble
+from bayesover.ensemble._stored import StoredEnsemble, member_positions
 from bayesover.model.likelihoods import Bernoulli, Categorical
 from bayesover.posterior._posterior import AbstractPosterior, NumPyroPosterior, Posterior
 
@@ -56,7 +62,7 @@ _MEMBER_CHUNK = 64
 
 
 def to_datatree(
-    ensemble: Ensemble,
+    ensemble: Ensemble | StoredEnsemble,
     posterior: AbstractPosterior,
     *,
     probe_x: Any = None,
@@ -70,7 +76,7 @@ def to_datatree(
 
     **Arguments:**
 
-    - `ensemble`: a `bo.Ensemble` drawn from `posterior`.
+    - `ensemble`: a `bo.Ensemble` drawn from `posterior`, or one on disk (`bo.Ensemble.open`).
     - `posterior`: the `bo.Posterior` (network) or `NumPyroPosterior` the draws target.
     - `probe_x`: inputs `(num_probe, *feature_shape)` for the function-space quantity `f`.
       Default: for 1-D inputs 25 points evenly spread over the training range widened by 10% on
@@ -82,10 +88,16 @@ def to_datatree(
     - `key`: for the posterior-predictive draws (default `jax.random.key(0)`).
     - `name`: a label for the run (attribute `name`), e.g. the sampler's name.
     """
-    if not isinstance(ensemble, Ensemble):
+    if not isinstance(ensemble, (Ensemble, StoredEnsemble)):
         raise TypeError(f"`ensemble` must be a bo.Ensemble, got {type(ensemble).__name__}.")
     if weights not in _WEIGHT_CHOICES:
         raise ValueError(f"`weights` must be one of {_WEIGHT_CHOICES}, got {weights!r}.")
+    stored = isinstance(ensemble, StoredEnsemble)
+    if stored and weights == "all":
+        raise ValueError(
+            "`weights='all'` would load every draw of an ensemble on disk into memory; pass "
+            "'subsample' (with `num_weights`) or 'none', or load it first (`ensemble.load()`)."
+        )
     if isinstance(num_weights, bool) or not isinstance(num_weights, int) or num_weights < 1:
         raise ValueError(f"`num_weights` must be an int >= 1, got {num_weights!r}.")
     key = jax.random.key(0) if key is None else key
@@ -107,7 +119,8 @@ def to_datatree(
     elif isinstance(posterior, NumPyroPosterior):
         if test is not None or probe_x is not None:
             raise ValueError("`test` and `probe_x` are for network posteriors only.")
-        groups, dims, coords, extra = _numpyro_groups(ensemble, posterior)
+        loaded = ensemble.load() if isinstance(ensemble, StoredEnsemble) else ensemble
+        groups, dims, coords, extra = _numpyro_groups(loaded, posterior)
         attrs["task"] = "numpyro"
     else:
         raise TypeError(
@@ -121,7 +134,11 @@ def to_datatree(
     tree = _quiet_from_dict(groups, dims, coords)
     for group, dataset in extra.items():
         tree[group] = xr.DataTree(dataset)
-    tree["ensemble"] = xr.DataTree(ensemble.to_dataset())
+    if isinstance(ensemble, StoredEnsemble):  # the draws stay in their file
+        attrs["ensemble_store"] = str(ensemble.path.resolve())
+        attrs["ensemble_store_selection"] = json.dumps(ensemble.selection())
+    else:
+        tree["ensemble"] = xr.DataTree(ensemble.to_dataset())
     tree.attrs.update(attrs)
     return tree
 
@@ -135,9 +152,15 @@ def _quiet_from_dict(groups, dims, coords=None) -> xr.DataTree:
         return az.from_dict(groups, dims=dims, coords=coords)
 
 
-def from_datatree(tree: xr.DataTree, like: Any = None) -> Ensemble:
+def from_datatree(tree: xr.DataTree, like: Any = None) -> Ensemble | StoredEnsemble:
     """Rebuild the `bo.Ensemble` stored in `tree` (its `ensemble` group). `like` is the
-    posterior or model for a network (see `bo.Ensemble.load`), None for NumPyro sites."""
+    posterior or model for a network (see `bo.Ensemble.load`), None for NumPyro sites. The
+    tree of an ensemble on disk names its file instead: that is reopened (`bo.Ensemble.open`)
+    with the tree's chains and draws."""
+    if isinstance(tree, xr.DataTree) and "ensemble_store" in tree.attrs:
+        selection = json.loads(tree.attrs["ensemble_store_selection"])
+        opened = StoredEnsemble.open(tree.attrs["ensemble_store"], like)
+        return opened.subset(chains=selection["chains"], draws=selection["draws"])
     if not isinstance(tree, xr.DataTree) or "ensemble" not in tree.children:
         raise ValueError("`tree` has no `ensemble` group; it was not written by bo.to_datatree.")
     return Ensemble.from_dataset(tree["ensemble"].to_dataset(), like, source="`tree`")
@@ -229,9 +252,10 @@ def _expectation(model, member, x, target_shape):
 
 
 @eqx.filter_jit
-def _member_quantities(posterior: Posterior, members, probe_x, key):
-    """Per member: f at the probes, pointwise log-lik and one predictive draw on the training
-    data. `lax.map` over members in chunks bounds the memory."""
+def _member_quantities(posterior: Posterior, members, probe_x, keys):
+    """Per member (member i with `keys[i]`): f at the probes, pointwise log-lik and one
+    predictive draw on the training data. `lax.map` over members in chunks bounds the
+    memory."""
     model, data = posterior.model, posterior.data
     shape = data.target_shape
 
@@ -247,8 +271,6 @@ def _member_quantities(posterior: Posterior, members, probe_x, key):
         loglik, draw = jax.vmap(point)(data.inputs, data.targets, keys)
         return f, loglik, draw
 
-    num = jax.tree.leaves(members)[0].shape[0]
-    keys = jax.random.split(key, num)
     return jax.lax.map(one, (members, keys), batch_size=_MEMBER_CHUNK)
 
 
@@ -258,20 +280,34 @@ def _safe_name(name: str) -> str:
 
 def _network_groups(ensemble, posterior, probe_x, weights, num_weights, test, key):
     probe = _probe(posterior, probe_x)
-    members = ensemble.flat_params()
-    f, loglik, draws = _member_quantities(posterior, members, probe, key)
     c, d = ensemble.num_chains, ensemble.num_draws
+    keys = jax.random.split(key, c * d)  # member i (chain-major) draws with keys[i]
+    columns = None if weights == "none" else _weight_columns(ensemble, weights, num_weights)
+    parts: dict[str, list[np.ndarray]] = {}  # hyperparameter draws, block by block
+    weight_blocks: list[np.ndarray] = []
+    f = loglik = draws = None
+    # one pass: the whole ensemble in memory, or the blocks of draws of one on disk
+    blocks = ensemble.iter_blocks() if isinstance(ensemble, StoredEnsemble) else [(0, ensemble)]
+    for start, block in blocks:
+        k = block.num_draws
+        flat = member_positions(c, d, start, k)
+        values = _member_quantities(posterior, block.flat_params(), probe, keys[flat])
+        if f is None:
+            f, loglik, draws = (np.empty((c, d, *v.shape[1:]), v.dtype) for v in values)
+        for out, value in zip((f, loglik, draws), values, strict=True):
+            out[:, start : start + k] = np.asarray(value).reshape(c, k, *value.shape[1:])
+        for part in ("prior", "likelihood"):
+            for leaf_name, leaf in _named_leaves(block.params[part]):
+                parts.setdefault(_safe_name(f"{part}_{leaf_name}"), []).append(np.asarray(leaf))
+        if columns is not None:
+            weight_blocks.append(_select_weights(block.params["net"], columns[1]))
+    assert f is not None and loglik is not None and draws is not None
 
-    def per_draw(x):
-        return np.asarray(x).reshape(c, d, *x.shape[1:])
-
-    f = per_draw(f)
     categorical = isinstance(posterior.model.likelihood, Categorical)
     if not categorical and f.ndim >= 4 and f.shape[-1] == 1:  # one output: drop its axis
         f = f[..., 0]
     f_dims = ["probe"] + (["class"] if categorical else [])
     f_dims += [f"f_dim_{i}" for i in range(f.ndim - 3 - int(categorical))]
-    loglik = per_draw(loglik)
     target_shape = posterior.data.target_shape
     y_dims = ["obs"] + [f"y_dim_{i}" for i in range(len(target_shape))]
     posterior_vars: dict[str, np.ndarray] = {
@@ -287,29 +323,17 @@ def _network_groups(ensemble, posterior, probe_x, weights, num_weights, test, ke
     coords: dict[str, Any] = {}
     if "lp" in ensemble.stats:
         posterior_vars["lp"] = np.asarray(ensemble.stats["lp"])
-    for part in ("prior", "likelihood"):
-        for leaf_name, leaf in _named_leaves(ensemble.params[part]):
-            array = np.asarray(leaf)
-            var = _safe_name(f"{part}_{leaf_name}")
-            posterior_vars[var] = array
-            dims[var] = [f"{var}_dim_{i}" for i in range(array.ndim - 2)]
-    if weights != "none":
-        names, flat = _flat_weights(ensemble.params["net"])
-        if weights == "subsample" and num_weights < flat.shape[-1]:
-            index = np.sort(
-                np.asarray(
-                    jax.random.choice(
-                        jax.random.key(0), flat.shape[-1], (num_weights,), replace=False
-                    )
-                )
-            )
-            flat, names = flat[..., index], [names[i] for i in index]
-        posterior_vars["w"] = flat
+    for var, arrays in parts.items():
+        array = np.concatenate(arrays, axis=1)
+        posterior_vars[var] = array
+        dims[var] = [f"{var}_dim_{i}" for i in range(array.ndim - 2)]
+    if columns is not None:
+        posterior_vars["w"] = np.concatenate(weight_blocks, axis=1)
         dims["w"] = ["weight"]
-        coords["weight"] = np.asarray(names)
+        coords["weight"] = np.asarray(columns[0])
     groups: dict[str, dict[str, np.ndarray]] = {
         "posterior": posterior_vars,
-        "posterior_predictive": {"y": per_draw(draws)},
+        "posterior_predictive": {"y": draws},
         "observed_data": {"y": np.asarray(posterior.data.targets)},
         "constant_data": {"x": np.asarray(posterior.data.inputs), "x_probe": np.asarray(probe)},
     }
@@ -327,16 +351,37 @@ def _network_groups(ensemble, posterior, probe_x, weights, num_weights, test, ke
     return groups, dims, coords, extra
 
 
-def _flat_weights(net) -> tuple[list[str], np.ndarray]:
-    names, columns = [], []
-    for leaf_name, leaf in _named_leaves(net):
-        array = np.asarray(leaf)
-        c, d = array.shape[:2]
-        shape = array.shape[2:]
-        columns.append(array.reshape(c, d, -1))
-        for index in np.ndindex(*shape):
+def _weight_columns(ensemble, weights, num_weights) -> tuple[list[str], list[np.ndarray]]:
+    """The names of the network weights in the `w` variable and, per leaf of the net, the flat
+    indices (C order) of its weights there: all of them (`weights="all"`), or `num_weights`
+    drawn uniformly without replacement with `jax.random.key(0)`, in flat order."""
+    template = ensemble.model.constrain(ensemble.model.initial_position())["net"]
+    leaves = [(name, tuple(np.shape(leaf))) for name, leaf in _named_leaves(template)]
+    sizes = [int(np.prod(shape, dtype=np.int64)) for _, shape in leaves]
+    total = sum(sizes)
+    if weights == "subsample" and num_weights < total:
+        chosen = np.sort(
+            np.asarray(jax.random.choice(jax.random.key(0), total, (num_weights,), replace=False))
+        )
+    else:
+        chosen = np.arange(total)
+    offsets = np.cumsum([0, *sizes])
+    names, per_leaf = [], []
+    for i, (leaf_name, shape) in enumerate(leaves):
+        local = chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
+        per_leaf.append(local)
+        for index in np.stack(np.unravel_index(local, shape), axis=-1) if shape else local:
             names.append(f"{leaf_name}[{','.join(map(str, index))}]" if shape else leaf_name)
-    return names, np.concatenate(columns, axis=-1)
+    return names, per_leaf
+
+
+def _select_weights(net, per_leaf: list[np.ndarray]) -> np.ndarray:
+    """The chosen weights of a block of draws: `(chain, draw, num chosen)`."""
+    columns = []
+    for (_, leaf), local in zip(_named_leaves(net), per_leaf, strict=True):
+        array = np.asarray(leaf)
+        columns.append(array.reshape(*array.shape[:2], -1)[..., local])
+    return np.concatenate(columns, axis=-1)
 
 
 def predictive_metrics(ensemble: Ensemble, test: Data, *, prob: float = 0.9) -> xr.Dataset:

@@ -6,3 +6,5 @@ from bayesover.ensemble._distill import DistillResult as DistillResult
 from bayesover.ensemble._distill import distill as distill
 from bayesover.ensemble._ensemble import Ensemble as Ensemble
 from bayesover.ensemble._predictive import Predictive as Predictive
+from bayesover.ensemble._stored import StoredEnsemble as StoredEnsemble
+from bayesover.ensemble._stored import StoredPredictive as StoredPredictive

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
@@ -29,6 +29,9 @@ from bayesover._trees import concatenate, named_leaves
 from bayesover.ensemble._predictive import Predictive
 from bayesover.model._model import Model
 from bayesover.posterior._posterior import Posterior
+
+if TYPE_CHECKING:
+    from bayesover.ensemble._stored import StoredEnsemble
 
 
 class Ensemble(eqx.Module):
@@ -266,22 +269,42 @@ class Ensemble(eqx.Module):
                 f"{source} is an incomplete or corrupt ensemble file: "
                 f"{type(error).__name__}: {error}"
             ) from None
-        model = like.model if isinstance(like, Posterior) else like
-        if model is None:
+        found = [(n, tuple(x.shape[2:])) for n, x in zip(names, leaves, strict=True)]
+        model, structure = architecture(like, found)
+        if structure is None:
             params = dict(zip(names, leaves, strict=True))
         else:
-            if not isinstance(model, Model):
-                raise TypeError(f"`like` must be a bo.Posterior, a bo.Model or None, got {like!r}.")
-            template = model.constrain(model.initial_position())
-            expected = [(n, tuple(x.shape)) for n, x in named_leaves(template)]
-            found = [(n, tuple(x.shape[2:])) for n, x in zip(names, leaves, strict=True)]
-            if expected != found:
-                raise ValueError(
-                    f"the file's parameters {found} (name, shape per draw) do not match the "
-                    f"architecture of `like` ({expected})."
-                )
-            params = jax.tree.unflatten(jax.tree.structure(template), leaves)
+            params = jax.tree.unflatten(structure, leaves)
         return Ensemble(params, stats, config, model, target_shape)
+
+    @staticmethod
+    def open(path: str | os.PathLike, like: Any = None) -> StoredEnsemble:
+        """The ensemble at `path` opened lazily: a `StoredEnsemble` whose draws stay on disk
+        and are read block by block (`bayesover.ensemble._stored`), for ensembles larger than
+        memory. `path`: the draw store of `bo.sample(..., store=path)`, a file of `save`, or
+        a DataTree file of `bo.save_datatree` (its `ensemble` group); `like` as for `load`."""
+        from bayesover.ensemble._stored import StoredEnsemble
+
+        return StoredEnsemble.open(path, like)
+
+
+def architecture(like: Any, found: list[tuple[str, tuple[int, ...]]]):
+    """`(model, structure)` of `like` (`Ensemble.load`'s argument) for a file whose parameters
+    are `found` (name, shape per draw): the `bo.Model` and the pytree structure of its draws,
+    checked against `found`; `(None, None)` for `like=None` (a flat dict of named sites)."""
+    model = like.model if isinstance(like, Posterior) else like
+    if model is None:
+        return None, None
+    if not isinstance(model, Model):
+        raise TypeError(f"`like` must be a bo.Posterior, a bo.Model or None, got {like!r}.")
+    template = model.constrain(model.initial_position())
+    expected = [(n, tuple(x.shape)) for n, x in named_leaves(template)]
+    if expected != found:
+        raise ValueError(
+            f"the file's parameters {found} (name, shape per draw) do not match the "
+            f"architecture of `like` ({expected})."
+        )
+    return model, jax.tree.structure(template)
 
 
 def _is_one_input(model: Model, params: PyTree, shape: tuple[int, ...]) -> bool:

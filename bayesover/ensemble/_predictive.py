@@ -102,8 +102,22 @@ class Predictive(eqx.Module):
             output = output.reshape(self.target_shape)
         return self.model.likelihood.distribution(output, member["likelihood"])
 
+    def _blocks(self):
+        """The predictives over blocks of members that `_reduce` adds up: here one, `self`
+        (all members in memory); a stored ensemble's (`bayesover.ensemble._stored`) yields one
+        per block of draws read from disk."""
+        yield self
+
     def _reduce(self, per_member, extra=None):
-        """Sum `per_member(distribution, extra_point)` over members, batched (see docstring)."""
+        """Sum `per_member(distribution, extra_point)` over members, block by block."""
+        total = None
+        for block in self._blocks():
+            part = block._reduce_members(per_member, extra)
+            total = part if total is None else jax.tree.map(_accumulate, total, part, _kinds(part))
+        return total
+
+    def _reduce_members(self, per_member, extra=None):
+        """Sum `per_member(distribution, extra_point)` over `members`, batched (docstring)."""
         outputs = []
         for start in range(0, self.num_points, self.batch_size):
             stop = min(start + self.batch_size, self.num_points)
@@ -205,11 +219,11 @@ class Predictive(eqx.Module):
         key_member, key_y = jax.random.split(key)
         index = jax.random.randint(key_member, (num_samples,), 0, self.num_members)
         chosen = jax.tree.map(lambda v: v[index], self.members)
-        return _draw(self, chosen, key_y)
+        return _draw(self, chosen, jax.random.split(key_y, num_samples))
 
     def posterior_predictive(self, key: PRNGKeyArray) -> Array:
         """One y draw per member at every point: shape (M, n, *target_shape)."""
-        return _draw(self, self.members, key)
+        return _draw(self, self.members, jax.random.split(key, self.num_members))
 
 
 # -- compiled kernels -------------------------------------------------------------------------
@@ -300,9 +314,8 @@ def _class_terms(distribution, _):
 
 
 @eqx.filter_jit
-def _draw(predictive: Predictive, members, key):
-    num = jax.tree.leaves(members)[0].shape[0]
-    keys = jax.random.split(key, num)
+def _draw(predictive: Predictive, members, keys):
+    """One y draw per member (leading axis) at every point, member i with `keys[i]`."""
 
     def one_member(member, k):
         point_keys = jax.random.split(k, predictive.num_points)

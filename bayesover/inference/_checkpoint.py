@@ -5,6 +5,8 @@ Layout (format version 1): `format` ("bayesover-checkpoint"), `version` (1), `fi
 leaves `state_<i>` and, once draws exist, the flattened draw and statistic leaves `draws_<i>`
 (chain axis first, draws along axis 1). Leaves are rebuilt on the pytree structure of the
 resumed run, which the fingerprint guarantees to be the structure of the run that wrote them.
+A run with `store=` keeps its draws in the draw store (`bayesover.inference._store`): its
+checkpoints hold no `draws_<i>`.
 
 A checkpoint is written whole or not at all (`bayesover._atomic`; the temporary file is
 `PATH.tmp`, so a run killed while writing leaves one stale temporary file, replaced by the next
@@ -32,14 +34,22 @@ VERSION = 1
 class Checkpoint:
     """A loaded checkpoint: flat leaves, rebuilt on the structure of the resumed run."""
 
-    def __init__(self, arrays: dict[str, np.ndarray]):
+    def __init__(self, arrays: dict[str, np.ndarray], path: Path | None = None):
         self.arrays = arrays
+        self.path = path
         self.draws_done = int(arrays["draws_done"])
+        self.has_draws = "draws_0" in arrays  # False for a run that streams to a store
 
     def states(self, template: Any) -> Any:
         return self._rebuild("state", template, jnp.asarray)
 
     def draws(self, template: Any) -> Any:
+        if not self.has_draws:
+            raise ValueError(
+                f"`checkpoint` {str(self.path)!r} holds {self.draws_done} draws in a draw store "
+                "(it was written by a run with `store=`); resume it with the same `store`, or "
+                "remove it to start afresh."
+            )
         return self._rebuild("draws", template, np.asarray)
 
     def _rebuild(self, prefix: str, template: Any, as_array: Any) -> Any:
@@ -107,4 +117,4 @@ def load(path: str | os.PathLike, fingerprint: str) -> Checkpoint | None:
     missing = [k for k in ("draws_done", "state_0") if k not in arrays]
     if missing:
         raise ValueError(f"{where} is not a readable checkpoint: it lacks {missing}.")
-    return Checkpoint(arrays)
+    return Checkpoint(arrays, path)
