@@ -5,7 +5,9 @@ ensembles (full batch and minibatch) and `bo.sample(init="map")` run on meshes t
 training data over 2 or 4 devices, and equal the one-device results to float rounding: within
 1e-5 for minibatch training and MAP starts, within 2e-5 for 150 full-batch Adam steps (Adam's
 normalisation by sqrt(v) amplifies the rounding of the reordered sums; observed 5e-6 on
-weights of size ~1). The SG-MCMC and NUTS runs on data meshes are in tests/test_devices.py.
+weights of size ~1). `predict(x, mesh=D)` splits the test points over D devices and gives the
+one-device log_prob, mean and variance. The SG-MCMC and NUTS runs on data meshes are in
+tests/test_devices.py.
 """
 
 import json
@@ -34,6 +36,13 @@ def results(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("devices", [2, 4])
+def test_predictive_with_points_split_over_devices_equals_one_device(results, devices):
+    result = results[f"predict@{devices}"]
+    assert result["devices"] == devices  # the batch program ran partitioned over them
+    assert result["max_difference"] <= 1e-5 * max(1.0, result["max_value"]), result
 
 
 def test_four_devices(results):

@@ -168,13 +168,21 @@ class Ensemble(eqx.Module):
         return Ensemble(params, stats, config, first.model, first.target_shape)
 
     # -- predictions ------------------------------------------------------------------------------
-    def predict(self, x, *, batch_size: int | None = None, member_batch_size: int | None = None):
+    def predict(
+        self,
+        x,
+        *,
+        batch_size: int | None = None,
+        member_batch_size: int | None = None,
+        mesh: Any = None,
+    ):
         """The mixture predictive at inputs `x` (shape `(n, *feature_shape)`): a
-        `bo.Predictive` that averages the members' predictive DISTRIBUTIONS. See
+        `bo.Predictive` that averages the members' predictive DISTRIBUTIONS. `mesh` (a device
+        count or a `jax.sharding.Mesh`) splits the points over devices. See
         `bayesover.ensemble._predictive`."""
         try:
             return Predictive.build(
-                self, x, batch_size=batch_size, member_batch_size=member_batch_size
+                self, x, batch_size=batch_size, member_batch_size=member_batch_size, mesh=mesh
             )
         except ValueError:
             # checked only on failure, so that good calls pay nothing for it

@@ -14,6 +14,11 @@ theta (epistemic).
 Memory stays bounded: points are processed in batches of `batch_size` and, inside a batch,
 members in chunks of `member_batch_size` under a `lax.scan` with running sums (and a running
 logsumexp), so 10^4 members x 10^5 points never materialise at once.
+
+Data parallel: with `predict(x, mesh=D)` (or a `jax.sharding.Mesh`) every batch of points is
+split over D devices (`NamedSharding` along the points axis, the members replicated) and the
+compiled batch program is partitioned by XLA (GSPMD): each device evaluates its points. The
+values are the one-device values (the same operations per point).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesover._checks import check_int
@@ -40,9 +47,12 @@ class Predictive(eqx.Module):
     target_shape: tuple[int, ...] = eqx.field(static=True)
     batch_size: int = eqx.field(static=True)
     member_batch_size: int = eqx.field(static=True)
+    points_sharding: Any = eqx.field(static=True, default=None)
 
     @classmethod
-    def build(cls, ensemble, x, *, batch_size=None, member_batch_size=None) -> Predictive:
+    def build(
+        cls, ensemble, x, *, batch_size=None, member_batch_size=None, mesh=None
+    ) -> Predictive:
         if ensemble.model is None:
             raise TypeError(
                 "`predict` needs an ensemble of a network bo.Posterior (it has a model); this "
@@ -73,13 +83,20 @@ class Predictive(eqx.Module):
         check_int("batch_size", batch_size, minimum=1)
         check_int("member_batch_size", member_batch_size, minimum=1)
         target_shape = ensemble.target_shape if ensemble.target_shape is not None else ()
+        batch_size = min(batch_size, x.shape[0])
+        sharding = _points_sharding(mesh)
+        if sharding is not None:  # whole shards: the batch rounded up to the device count
+            devices = len(sharding.device_set)
+            batch_size = devices * math.ceil(batch_size / devices)
+            members = jax.device_put(members, sharding.update(spec=P()))
         return cls(
             model,
             members,
             x,
             tuple(target_shape),
-            min(batch_size, x.shape[0]),
+            batch_size,
             min(member_batch_size, num_members),
+            sharding,
         )
 
     # -- basic facts ------------------------------------------------------------------------------
@@ -127,6 +144,8 @@ class Predictive(eqx.Module):
                 if extra is None
                 else jax.tree.map(lambda e, a=start, b=stop: _pad(e[a:b], self.batch_size), extra)
             )
+            if self.points_sharding is not None:
+                xb, eb = jax.device_put((xb, eb), self.points_sharding)
             result = _reduce_batch(self, per_member, xb, eb)
             outputs.append(jax.tree.map(lambda r, n=stop - start: r[:n], result))
         return jax.tree.map(lambda *rs: jnp.concatenate(rs), *outputs)
@@ -227,6 +246,29 @@ class Predictive(eqx.Module):
 
 
 # -- compiled kernels -------------------------------------------------------------------------
+
+
+def _points_sharding(mesh: Any) -> NamedSharding | None:
+    """The sharding that splits a batch of points over `mesh` (None: one device). `mesh` is
+    None, a device count D (the first D devices) or a `jax.sharding.Mesh` (all its devices)."""
+    if mesh is None:
+        return None
+    if isinstance(mesh, Mesh):
+        devices = mesh.devices.ravel()
+    elif isinstance(mesh, int) and not isinstance(mesh, bool):
+        if not 1 <= mesh <= len(jax.devices()):
+            raise ValueError(
+                f"`mesh` must be a device count in [1, {len(jax.devices())}] (the visible "
+                f"devices), got {mesh}."
+            )
+        devices = jax.devices()[:mesh]
+    else:
+        raise TypeError(
+            f"`mesh` must be None, a device count or a jax.sharding.Mesh, got {mesh!r}."
+        )
+    if len(devices) == 1:
+        return None
+    return NamedSharding(Mesh(list(devices), ("points",)), P("points"))
 
 
 def _pad(array, size):

@@ -6,7 +6,8 @@ forced host devices (the device count is fixed when JAX starts: a test runs this
 Writes, for each case, the largest |difference| from the same call on mesh (1, 1) and the
 largest |value|: deep ensembles (4 members, 150 Adam steps) full batch and with minibatches of
 32, on meshes (1, 4), (2, 2), (4, 1); `bo.sample(init="map")` + SGLD on (1, 4) and (2, 2); and
-the mesh each ensemble records.
+the mesh each ensemble records; the predictive (log_prob, mean, variance at the test points)
+with the points split over 2 and 4 devices, and the devices its log_prob lives on.
 """
 
 import json
@@ -63,6 +64,26 @@ def main(out):
                 "max_value": float(np.max(np.abs(reference))),
                 "mesh": dict(ensemble.config["mesh"]),
             }
+    # the predictive with the test points split over 2 and 4 devices (the members replicated)
+    problem = regression_mlp.build(0, width=8)
+    ensemble = deep(32, (4, 1))
+    x, y = problem.test.inputs, problem.test.targets
+    one = ensemble.predict(x, batch_size=40)
+    for devices in (2, 4):
+        split = ensemble.predict(x, batch_size=40, mesh=devices)
+        log_prob = split.log_prob(y)
+        results[f"predict@{devices}"] = {
+            "max_difference": max(
+                float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                for a, b in [
+                    (log_prob, one.log_prob(y)),
+                    (split.mean, one.mean),
+                    (split.variance, one.variance),
+                ]
+            ),
+            "max_value": float(np.max(np.abs(np.asarray(one.log_prob(y))))),
+            "devices": len(log_prob.sharding.device_set),
+        }
     with open(out, "w") as f:
         json.dump(results, f, indent=1)
 
