@@ -176,7 +176,9 @@ def test_stored_predictive_equals_in_memory_predict(runs):
     for k, v in a.variance_parts().items():
         close(b.variance_parts()[k], v)
     close(b.log_prob(y), a.log_prob(y))
-    for lo_hi_a, lo_hi_b in zip(a.interval(0.8), b.interval(0.8), strict=True):
+    for lo_hi_a, lo_hi_b in zip(
+        a.interval(0.8, num_iterations=20), b.interval(0.8, num_iterations=20), strict=True
+    ):
         close(lo_hi_b, lo_hi_a)
     key = jax.random.key(11)
     close(b.sample(key, 13), a.sample(key, 13))  # the same members, the same keys

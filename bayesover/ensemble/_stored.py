@@ -43,6 +43,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, PRNGKeyArray
 
 from bayesover._checks import check_int
@@ -130,17 +131,14 @@ class StoredEnsemble:
                     f"{source} is an incomplete or corrupt ensemble file: "
                     f"{type(error).__name__}: {error}"
                 ) from None
-            if not variables:
-                raise ValueError(f"{source} holds no parameters.")
+            if not variables or variables[0].ndim < 2:
+                raise ValueError(f"{source} holds no parameters with (chain, draw) axes.")
             is_store = "bayesover_store" in attrs
             num_chains, written = variables[0].shape[:2]
             num_draws = int(attrs["draws_done"]) if is_store else written
             for name, variable in zip(names, variables, strict=True):
-                if (
-                    variable.ndim < 2
-                    or variable.shape[0] != num_chains
-                    or variable.shape[1] < num_draws
-                ):
+                shape = variable.shape
+                if len(shape) < 2 or shape[0] != num_chains or shape[1] < num_draws:
                     raise ValueError(
                         f"{source} is corrupt: `params__{name}` has shape {variable.shape}, "
                         f"expected ({num_chains}, {num_draws}, ...)."
@@ -328,6 +326,7 @@ class StoredEnsemble:
         *,
         batch_size: int | None = None,
         member_batch_size: int | None = None,
+        mesh: Any = None,
         draws_per_block: int | None = None,
     ) -> StoredPredictive:
         """The mixture predictive at `x`, reduced block by block (module docstring); the
@@ -338,6 +337,7 @@ class StoredEnsemble:
             x,
             batch_size=batch_size,
             member_batch_size=member_batch_size,
+            mesh=mesh,
             draws_per_block=draws_per_block,
         )
 
@@ -367,11 +367,12 @@ class StoredPredictive(Predictive):
         *,
         batch_size=None,
         member_batch_size=None,
+        mesh=None,
         draws_per_block=None,
     ) -> StoredPredictive:
         first = Predictive.build(
-            stored.subset(chains=[0], draws=[0]).load(), x, batch_size=batch_size
-        )  # checks the model, `x` and `batch_size` as Ensemble.predict does
+            stored.subset(chains=[0], draws=[0]).load(), x, batch_size=batch_size, mesh=mesh
+        )  # checks the model, `x`, `batch_size` and `mesh` as Ensemble.predict does
         if member_batch_size is None:
             member_batch_size = int(min(256, max(1, _MEMBER_BYTES // max(1, stored.draw_bytes))))
         check_int("member_batch_size", member_batch_size, minimum=1)
@@ -379,14 +380,15 @@ class StoredPredictive(Predictive):
             draws_per_block = stored.default_draws_per_block()
         check_int("draws_per_block", draws_per_block, minimum=1)
         return cls(
-            first.model,
-            first.members,
-            first.x,
-            first.target_shape,
-            first.batch_size,
-            member_batch_size,
-            stored,
-            draws_per_block,
+            model=first.model,
+            members=first.members,
+            x=first.x,
+            target_shape=first.target_shape,
+            batch_size=first.batch_size,
+            member_batch_size=member_batch_size,
+            points_sharding=first.points_sharding,
+            source=stored,
+            draws_per_block=draws_per_block,
         )
 
     @property
@@ -395,13 +397,16 @@ class StoredPredictive(Predictive):
 
     def _block(self, members) -> Predictive:
         num = jax.tree.leaves(members)[0].shape[0]
+        if self.points_sharding is not None:  # members replicated, as Predictive.build does
+            members = jax.device_put(members, self.points_sharding.update(spec=P()))
         return Predictive(
-            self.model,
-            members,
-            self.x,
-            self.target_shape,
-            self.batch_size,
-            min(self.member_batch_size, num),
+            model=self.model,
+            members=members,
+            x=self.x,
+            target_shape=self.target_shape,
+            batch_size=self.batch_size,
+            member_batch_size=min(self.member_batch_size, num),
+            points_sharding=self.points_sharding,
         )
 
     def _blocks(self):
