@@ -12,10 +12,9 @@ Two runs, 4 chains vmapped on one device:
   cost shows most here.
 
 Three settings of each run, with the same key (so the same draws and the same work):
-`progress=False`; `progress=True` (a report every ceil(num_draws / 50) draws and at the end of
-every chunk: about 50 reports per run); and `progress=True` with a report at every draw (what a
-callback that fires unconditionally, its host side skipping the draws not due, would cost: the
-same number of host calls). Timed: the sampling phase only, from the end of warm-up to the end
+`progress=False`; `progress=True` (blocks of ceil(num_draws / UPDATES) draws, a report
+after each: about UPDATES = 25 per run); and `progress=True` with blocks of one draw (a
+host call at every draw). Timed: the sampling phase only, from the end of warm-up to the end
 of the last chunk (the bar's final sync and close included), as the warm-up program does not
 change with `progress`. Every setting is called once untimed first (compile), then the
 repeats are interleaved (off, on, every draw, off, ...) and the medians compared. The bar
@@ -23,17 +22,21 @@ writes to /dev/null (tqdm limits its redraws to 10 per second, so a terminal cos
 
 Then where the callback goes, in plain JAX (the design choice of bayesover/inference/
 _progress.py): a scan of 2,000 Langevin-like steps on a 2,641-vector, 4 chains vmapped, with
-(a) no callback; (b) `lax.cond(i % 40 == 0, callback)` in every iteration (as NumPyro's
-progress bar does); (c) the scan cut into blocks of 40 (a scan of scans), an unconditional
-callback after each block (bayesover's choice); (d) an unconditional callback in every
-iteration (what BlackJAX's progress bar, which calls the host at every scan step, costs).
-Medians of the same interleaved repeats; the cost per iteration is (variant - (a)) / 2,000.
+(a) no callback; (b) `lax.cond(i % 40 == 0, jax.debug.callback)` in every iteration (as
+NumPyro's progress bar does); (c) the scan cut into blocks of 40 (a scan of scans) and a
+`jax.debug.callback` after each block, which vmap unrolls into one host call per chain; (d)
+blocks of 40 and one `jax.pure_callback(..., vmap_method="expand_dims")` per block for all
+chains, its result (0) added to the next block's indices (bayesover's choice); (e) a
+`jax.debug.callback` in every iteration (BlackJAX's progress bar calls the host at every
+scan step). Medians of the same interleaved repeats; the cost per iteration is
+(variant - (a)) / 2,000.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import statistics
 import sys
@@ -43,6 +46,7 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from _sections import machine_line, write_section
 
 import bayesover as bo
@@ -137,8 +141,14 @@ def bench(clock, name, target, sampler, num_warmup, num_draws, num_chains, repea
             times[setting].append(seconds)
         log(f"{name} repeat {r + 1}: " + ", ".join(f"{s} {times[s][-1]:.3f} s" for s in SETTINGS))
     medians = {s: statistics.median(v) for s, v in times.items()}
-    every = _progress.live_args(num_draws).every
+    chunk = math.ceil(num_draws / 10)  # bo.sample's default chunk_size
+    every = min(_progress.live_args(num_draws).every, chunk)
+    chunks = math.ceil(num_draws / chunk)
     return {
+        "reports": {
+            "on": chunks * (chunk // every + (chunk % every > 0)),
+            "every draw": chunks * chunk,
+        },
         "name": name,
         "medians": medians,
         "times": times,
@@ -149,7 +159,13 @@ def bench(clock, name, target, sampler, num_warmup, num_draws, num_chains, repea
     }
 
 
-PLACEMENTS = ("none", "cond every iteration", "blocks of 40", "every iteration")
+PLACEMENTS = (
+    "none",
+    "cond every iteration",
+    "blocks of 40, debug.callback per chain",
+    "blocks of 40, one pure_callback",
+    "every iteration",
+)
 
 
 def placement(repeats, num_steps=2000, num_chains=4, size=2641, block=40):
@@ -158,23 +174,35 @@ def placement(repeats, num_steps=2000, num_chains=4, size=2641, block=40):
     def host(*args):
         pass
 
+    def host_returning(packed):
+        return np.zeros(packed.shape[:-1], np.int32)
+
     def step(x, i, key):
         noise = jax.random.normal(jax.random.fold_in(key, i), x.shape)
         return x - 1e-3 * jnp.tanh(x) + 1e-3 * noise
 
     def make(kind):
         def chain(x, key):
-            if kind == "blocks of 40":
+            if kind.startswith("blocks"):
 
                 def inner(x, i):
                     return step(x, i, key), None
 
-                def outer(x, first):
-                    x, _ = jax.lax.scan(inner, x, first + jnp.arange(block))
-                    jax.debug.callback(host, first, x[0])
-                    return x, None
+                def outer(carry, first):
+                    x, token = carry
+                    x, _ = jax.lax.scan(inner, x, first + token + jnp.arange(block))
+                    report = jnp.stack([first, jnp.int32(0)]) + x[:2].astype(jnp.int32)
+                    if kind == "blocks of 40, one pure_callback":
+                        result = jax.ShapeDtypeStruct((), jnp.int32)
+                        token = jax.pure_callback(
+                            host_returning, result, report, vmap_method="expand_dims"
+                        )
+                    else:
+                        jax.debug.callback(host, report)
+                    return (x, token), None
 
-                return jax.lax.scan(outer, x, block * jnp.arange(num_steps // block))[0]
+                firsts = block * jnp.arange(num_steps // block)
+                return jax.lax.scan(outer, (x, jnp.zeros((), jnp.int32)), firsts)[0][0]
 
             def body(x, i):
                 x = step(x, i, key)
@@ -215,20 +243,28 @@ def section(rows, placements, repeats, load_start):
         "tree depth 6) on N = 100, SGLD (batch 32, thinning 1) on N = 1,000. Time of the "
         "sampling phase (end of warm-up to end of the last chunk, the bar's final sync "
         f"included), compile excluded; **median of {repeats} interleaved repeats**, the same "
-        "key for every setting. 'every draw' reports at every draw: the host calls an "
-        "unconditional callback filtered on the host would make.",
+        "key for every setting. 'every draw': blocks of one draw, a host call at every draw.",
         "",
-        "| run | draws x chains | report every | off (s) | on (s) | on / off | every draw (s) "
-        "| every draw / off | draws identical |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "Host calls: one per block of draws (all 4 chains in one call). 'ms per call' = "
+        "(time - off) / calls, the cost of one report.",
+        "",
+        "| run | draws x chains | off (s) | on: block, calls | on (s) | **on / off** | ms per "
+        "call | every draw: calls | every draw (s) | every draw / off | ms per call | "
+        "draws identical |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        m = row["medians"]
+        m, calls = row["medians"], row["reports"]
+
+        def per_call(setting, m=m, calls=calls):
+            return 1000 * (m[setting] - m["off"]) / calls[setting]
+
         lines.append(
-            f"| {row['name']} | {row['num_draws']} x {row['num_chains']} | {row['every']} draws | "
-            f"{m['off']:.3f} | {m['on']:.3f} | **{m['on'] / m['off']:.3f}** | "
+            f"| {row['name']} | {row['num_draws']} x {row['num_chains']} | {m['off']:.3f} | "
+            f"{row['every']} draws, {calls['on']} | {m['on']:.3f} | "
+            f"**{m['on'] / m['off']:.3f}** | {per_call('on'):.2f} | {calls['every draw']} | "
             f"{m['every draw']:.3f} | {m['every draw'] / m['off']:.3f} | "
-            f"{'yes' if row['same'] else 'NO'} |"
+            f"{per_call('every draw'):.2f} | {'yes' if row['same'] else 'NO'} |"
         )
     medians, num_steps = placements
     lines += [
@@ -278,7 +314,7 @@ def main(argv=None):
                 posterior(100),
                 bo.NUTS(max_tree_depth=6),
                 num_warmup=20 if quick else 50,
-                num_draws=20 if quick else 100,
+                num_draws=20 if quick else 400,
                 num_chains=4,
                 repeats=repeats,
             )

@@ -3,9 +3,9 @@
 - NUTS with a step size too large (no warm-up) diverges at about half of the draws: the bar
   reaches 60/60 and its final divergence count equals the sum of `ensemble.stats["diverging"]`;
   the host received a report from every chain after every block of `ceil(60 / UPDATES)` draws
-  (and after the shorter last block of each chunk; in the last chunk, of which 10 of 25 draws
-  are kept, the draws done stop at 60), i.e. from inside the compiled chunks, not only between
-  them; checkpoint lines print above the bar.
+  (and after the shorter first block of each chunk; in the last chunk, of which 10 of 25
+  draws are kept, the draws done stop at 60), i.e. from inside the compiled chunks, not only
+  between them; checkpoint lines print above the bar.
 - SGLD with a polynomial schedule: the bar shows the step size of the last draw (the mean
   over chains, 3 significant digits).
 - `progress=False` prints nothing; the draws and statistics equal those of the run with the
@@ -83,10 +83,13 @@ def test_nuts_bar_counts_every_divergence_and_progress_off_is_silent_and_equal(
     assert (draws, total) == (NUM_DRAWS, NUM_DRAWS)
     assert 0 < divergences < 2 * NUM_DRAWS
     assert int(postfix["diverging"]) == divergences
-    # blocks of `every` draws and a last shorter one per chunk of 25, each reporting the draws
-    # done (capped at 60 in the last chunk, which computes 25 draws and keeps 10)
+    # per chunk of 25: a block of the 25 % every draws left over, then blocks of `every`, each
+    # reporting the draws done (capped at 60 in the last chunk, which computes 25, keeps 10)
     every = math.ceil(NUM_DRAWS / _progress.UPDATES)
-    ends = [*range(every, CHUNK, every), CHUNK]
+    ends = [
+        *([CHUNK % every] if CHUNK % every else []),
+        *range(CHUNK % every + every, CHUNK + 1, every),
+    ]
     expected = [min(first + end, NUM_DRAWS) for first in (0, 25, 50) for end in ends]
     for chain in {c for c, _ in reports}:
         assert [done for c, done in reports if c == chain] == expected

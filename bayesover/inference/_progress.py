@@ -5,37 +5,40 @@ warm-up (started, done), a resume from a checkpoint, and every checkpoint writte
 
 The live bar. `tqdm` draws it (as NumPyro and BlackJAX users know it) from inside the
 compiled chunk program: with a bar, each chain's `lax.scan` over the draws of a chunk is cut
-into blocks of `every = ceil(num_draws / UPDATES)` draws (an outer scan over blocks of an
-inner scan over draws, then one shorter block for the rest of the chunk), and after every
-block `jax.debug.callback` sends the host one uint32 vector: the chain's id, its draws done,
-the counts over the block's kept draws of the sampler's boolean `progress_stats` (NUTS/HMC:
-`diverging`) and the value at its last kept draw of the others (SG-MCMC: `step_size`). The
-bar shows draws n/N per chain, draws/s per chain (tqdm's rate), the counts over the run
-(summed over chains) and the other values averaged over chains. The counts cover every draw,
-not only the reported ones. Without a bar (`progress=False`) the driver passes no `LiveArgs`:
-the program is the plain scan, with no callback and no extra operation. With the bar every
-draw is computed by the same operations, only in nested loops: tests/test_progress.py checks
-that the draws and statistics equal those of `progress=False` bit for bit (NUTS, SGLD, CPU).
+into blocks of `every = ceil(num_draws / UPDATES)` draws (first the `chunk_size % every`
+left over, then an outer scan over blocks of an inner scan over draws), and after every block
+the host gets one uint32 vector per chain: the chain's id, its draws done, the counts over the
+block's kept draws of the sampler's boolean `progress_stats` (NUTS/HMC: `diverging`) and the
+value at its last kept draw of the others (SG-MCMC: `step_size`). The bar shows draws n/N per
+chain, draws/s per chain (tqdm's rate), the counts over the run (summed over chains) and the
+other values averaged over chains. The counts cover every draw, not only the reported ones.
+Without a bar (`progress=False`) the driver passes no `LiveArgs`: the program is the plain
+scan, with no callback and no extra operation. With the bar every draw is computed by the
+same operations, only in nested loops: tests/test_progress.py checks that the draws and
+statistics equal those of `progress=False` bit for bit (NUTS, SGLD, CPU).
 
-Why blocks, and not a `lax.cond(draw % every == 0, callback)` in every iteration (NumPyro's
-progress bar) or a callback at every iteration (BlackJAX's, through jaxtap, which is not a
-dependency): a conditional holding a host callback costs every iteration, taken or not, and
-a host call costs tens of microseconds (benchmarks/RESULTS.md, "Live progress bar": on 2
-CPU cores about 25 us per iteration for the cond, 300 for a callback per iteration of 4
-chains, 4 for blocks of 40). The block length is static (it shapes the program), so a run
-with another `num_draws` and the same `chunk_size` compiles a new chunk program when the bar
-is on.
+The host call is a `jax.pure_callback` with `vmap_method="expand_dims"`: under `vmap` it is
+called once with every chain's row, where `jax.debug.callback` is unrolled into one call per
+chain. It returns 0, which is added to the next block's draw indices: a pure callback whose
+result is unused may be removed, and this data dependence keeps it, in order, without
+changing an index. Why blocks, and not a `lax.cond(draw % every == 0, callback)` in every
+iteration (NumPyro's progress bar) or a callback at every iteration (BlackJAX's, through
+jaxtap, not a dependency here): a conditional holding a host callback costs every iteration,
+taken or not, and a host call costs tens of microseconds, more on a loaded machine
+(benchmarks/RESULTS.md, "Live progress bar", measures the placements). The block length is
+static (it shapes the program), so with the bar on, a run with another `num_draws` and the
+same `chunk_size` compiles a new chunk program.
 
-Aggregation. Under `vmap`, JAX unrolls a callback into one per chain (the chain id makes its
-operand vary over chains: with unbatched operands it would fire once for all), and under
-`shard_map` it fires on every device, so a chain computed by several devices (the `data`
-axis of a data-parallel mesh) reports once from each. The host keeps, for each value of
-draws done, the first report of every chain id (the key data of the chain's sampling key);
-once it holds all `num_chains`, every chain has passed it: the bar moves there (the minimum
-over chains) and the counts are added. After every chunk the bar is synced to the driver's
-count (`jax.effects_barrier` first), so the final bar shows exactly, e.g., the sum of
-`ensemble.stats["diverging"]` (after a resume: of the draws made since). One live bar per
-process: concurrent `bo.sample` calls in threads share it.
+Aggregation. Under `shard_map` the callback runs on every device, so a chain computed by
+several devices (the `data` axis of a data-parallel mesh) reports once from each. The host
+keeps, for each value of draws done, the first report of every chain id (the key data of the
+chain's sampling key); once it holds all `num_chains`, every chain has passed it: the bar
+moves there (the minimum over chains) and the counts are added. After every chunk the bar is
+synced to the driver's count (`jax.effects_barrier` first), so the final bar shows exactly,
+e.g., the sum of `ensemble.stats["diverging"]` (after a resume: of the draws made since).
+Under `jax.distributed` every process compiles the same program and only process 0 prints;
+it sees the reports of its own devices' chains, and after the first chunk waits for those
+only. One live bar per process: concurrent `bo.sample` calls in threads share it.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-UPDATES = 50  # reports per run (and one at the end of every chunk)
+UPDATES = 25  # reports per run, about (each costs a host call: benchmarks/progress.py)
 
 
 class LiveArgs(eqx.Module):
@@ -84,9 +87,13 @@ def scan_draws(
     chain_key: Any,
 ):
     """`jax.lax.scan(one_draw, state, first_draw + arange(chunk_size))` for one chain, whose
-    `one_draw(state, draw_index)` returns `(state, (draw, info))`; with `live`, the same scan
-    cut into blocks of `every` draws (an outer scan over blocks, an inner one over draws, and
-    a last shorter block), each block ending with a report to the host."""
+    `one_draw(state, draw_index)` returns `(state, (draw, info))`; with `live`, the same draws
+    in blocks (module docstring): first the `chunk_size % every` left over, then an outer scan
+    over blocks of `every` of an inner scan over their draws, each block ending with a report.
+
+    Every report returns 0 (`token`), which is added to the next block's draw indices: the
+    data dependence keeps the callback (`jax.pure_callback`, which JAX and XLA may remove
+    when its result is unused) in the program, in order, and changes no index."""
     draw_indices = first_draw + jnp.arange(chunk_size)
     if live is None:
         return jax.lax.scan(one_draw, state, draw_indices)
@@ -94,24 +101,30 @@ def scan_draws(
     blocks, rest = divmod(chunk_size, every)
     chain = jax.lax.bitcast_convert_type(jax.random.key_data(chain_key).ravel(), jnp.uint32)
 
-    def block(state, indices):
+    def block(carry, indices):
+        state, token = carry
+        indices = indices + token
         state, out = jax.lax.scan(one_draw, state, indices)
-        _report(live.num_draws, chain, indices, jax.vmap(progress_stats)(out[1]))
-        return state, out
+        token = _report(live.num_draws, chain, indices, jax.vmap(progress_stats)(out[1]))
+        return (state, token), out
 
-    state, out = jax.lax.scan(block, state, draw_indices[: blocks * every].reshape(blocks, -1))
-    out = jax.tree.map(lambda x: x.reshape(blocks * every, *x.shape[2:]), out)
+    carry, outs = (state, jnp.zeros((), jnp.int32)), []
     if rest:
-        state, last = block(state, draw_indices[blocks * every :])
-        out = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, last)
-    return state, out
+        carry, out = block(carry, draw_indices[:rest])
+        outs.append(out)
+    carry, out = jax.lax.scan(block, carry, draw_indices[rest:].reshape(blocks, every))
+    outs.append(jax.tree.map(lambda x: x.reshape(blocks * every, *x.shape[2:]), out))
+    if rest:
+        return carry[0], jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+    return carry[0], outs[0]
 
 
-def _report(num_draws: Array, chain: Array, indices: Array, stats: dict[str, Array]) -> None:
-    """One chain's report of a block of draws `indices` (of which those < `num_draws` are
-    kept): [chain id..., draws done, counts of the boolean stats over the kept draws, values
-    of the others at the last kept draw], bit-cast to one uint32 vector, as a callback costs
-    about 15 us per operand on top of about 40 (measured on CPU)."""
+def _report(num_draws: Array, chain: Array, indices: Array, stats: dict[str, Array]) -> Array:
+    """One chain's report of the block of draws `indices` (those < `num_draws` are kept):
+    [chain id..., draws done, counts of the boolean stats over the kept draws, values of the
+    others at the last kept draw], bit-cast to one uint32 vector (a host call costs more with
+    every operand). Under `vmap` the host is called once with every chain's vector
+    (`vmap_method="expand_dims"`), not once per chain as `jax.debug.callback` would be."""
     kept = indices < num_draws
     done = jnp.minimum(indices[-1] + 1, num_draws)
     last = jnp.clip(done - 1 - indices[0], 0, indices.shape[0] - 1)
@@ -126,23 +139,33 @@ def _report(num_draws: Array, chain: Array, indices: Array, stats: dict[str, Arr
             jax.lax.bitcast_convert_type(jnp.asarray(floats, jnp.float32), jnp.uint32),
         ]
     )
-    jax.debug.callback(partial(_receive, chain.shape[0], tuple(counted), tuple(shown)), packed)
-
-
-def _receive(id_size: int, counted: tuple, shown: tuple, packed) -> None:
-    """The host side of the callback: unpack one chain's report for the active bar."""
-    bar = _active
-    if bar is None:
-        return
-    packed = np.asarray(packed)
-    ints = packed[id_size : id_size + 1 + len(counted)].view(np.int32)
-    floats = packed[id_size + 1 + len(counted) :].view(np.float32)
-    bar.receive(
-        tuple(packed[:id_size].tolist()),
-        int(ints[0]),
-        dict(zip(counted, ints[1:].tolist(), strict=True)),
-        dict(zip(shown, floats.tolist(), strict=True)),
+    return jax.pure_callback(
+        partial(_receive, chain.shape[0], tuple(counted), tuple(shown)),
+        jax.ShapeDtypeStruct((), jnp.int32),
+        packed,
+        vmap_method="expand_dims",
     )
+
+
+def _receive(id_size: int, counted: tuple, shown: tuple, packed) -> np.ndarray:
+    """The host side: hand every chain's report in `packed` (one row per chain) to the active
+    bar; return the zeros the program waits for, whatever happens here."""
+    packed = np.asarray(packed)
+    bar = _active
+    if bar is not None:
+        try:
+            for row in packed.reshape(-1, packed.shape[-1]):
+                ints = row[id_size : id_size + 1 + len(counted)].view(np.int32)
+                floats = row[id_size + 1 + len(counted) :].view(np.float32)
+                bar.receive(
+                    tuple(row[:id_size].tolist()),
+                    int(ints[0]),
+                    dict(zip(counted, ints[1:].tolist(), strict=True)),
+                    dict(zip(shown, floats.tolist(), strict=True)),
+                )
+        except Exception as error:  # a display failure must not stop a run
+            bar.failed = error
+    return np.zeros(packed.shape[:-1], np.int32)
 
 
 _active: LiveBar | None = None
@@ -253,6 +276,9 @@ class Progress:
 
     def _start_bar(self, draws_done: int) -> None:
         global _active
+        if _active is not None:  # left open by a run that raised
+            _active.close()
+            _active = None
         if self.enabled and draws_done < self.num_draws:
             desc = f"sampling {self.num_chains} chain(s)"
             self.bar = _active = LiveBar(self.num_draws, self.num_chains, draws_done, desc)
