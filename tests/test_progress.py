@@ -13,7 +13,9 @@
 - The host aggregation alone: the bar waits for a report of every chain, counts a chain
   reported by two devices (a data axis) once, sums the counts over chains and chunks.
 - 4 forced host devices (subprocess): NUTS on a (4, 1) and a (2, 2) mesh, SGLD on (2, 2): the
-  bar reaches the end, its divergence count equals the recorded one.
+  bar reaches the end, its divergence count equals the recorded one (so a chain computed by
+  the 2 devices of a data axis is counted once); SGLD's draws on (2, 2) equal those without
+  the bar.
 """
 
 import math
@@ -144,7 +146,6 @@ def test_quiet_progress_has_no_live_arguments():
     assert report.bar is None
 
 
-@pytest.mark.slow
 def test_four_devices_and_a_data_axis(tmp_path_factory):
     folder = tmp_path_factory.mktemp("progress")
     common = {"seed": 5, "num_chains": 4, "num_warmup": 0, "num_draws": 30, "chunk_size": 20}
@@ -153,6 +154,7 @@ def test_four_devices_and_a_data_axis(tmp_path_factory):
         {**nuts, "name": "nuts"},
         {**nuts, "name": "nuts_2x2", "mesh": [2, 2]},
         {**common, "name": "sgld_2x2", "sampler": "sgld", "mesh": [2, 2], "progress": True},
+        {**common, "name": "sgld_2x2_off", "sampler": "sgld", "mesh": [2, 2]},
     ]
     spec = {"model": {"seed": 0, "num_features": 3, "num_points": 48}, "runs": runs}
     cache = tmp_path_factory.getbasetemp() / "jax-compilation-cache"
@@ -169,3 +171,8 @@ def test_four_devices_and_a_data_axis(tmp_path_factory):
         assert 0 < divergences < 4 * 30 and int(postfix["diverging"]) == divergences
     draws, total, postfix = _final(logs["sgld_2x2"])
     assert (draws, total) == (30, 30) and float(postfix["step_size"]) == pytest.approx(1e-3)
+    assert "sampling" not in logs["sgld_2x2_off"]
+    sgld = sorted(k for k in arrays if k.startswith("sgld_2x2/"))
+    assert len(sgld) > 2
+    for key in sgld:  # the bar changes nothing on a mesh either
+        assert np.array_equal(arrays[key], arrays[key.replace("sgld_2x2/", "sgld_2x2_off/")])
