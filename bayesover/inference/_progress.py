@@ -3,9 +3,9 @@
 Lines (`Progress`): `bayesover: C chain(s) on D device(s): <event> [seconds since start]` for
 warm-up (started, done), a resume from a checkpoint, and every checkpoint written (`draws n/N`).
 
-The live bar. `tqdm` draws it (as NumPyro and BlackJAX users know it) from inside the
-compiled chunk program: with a bar, each chain's `lax.scan` over the draws of a chunk is cut
-into blocks of `every = ceil(num_draws / UPDATES)` draws (first the `chunk_size % every`
+The live bar. `tqdm` draws it (as NumPyro and BlackJAX users know it) from inside the compiled
+chunk program: with a bar, each chain's `lax.scan` over the draws of a chunk is cut into blocks
+of `every = min(ceil(num_draws / UPDATES), chunk_size)` draws (first the `chunk_size % every`
 left over, then an outer scan over blocks of an inner scan over draws), and after every block
 the host gets one uint32 vector per chain: the chain's id, its draws done, the counts over the
 block's kept draws of the sampler's boolean `progress_stats` (NUTS/HMC: `diverging`) and the
@@ -13,9 +13,9 @@ value at its last kept draw of the others (SG-MCMC: `step_size`). The bar shows 
 chain, draws/s per chain (tqdm's rate), the counts over the run (summed over chains) and the
 other values averaged over chains. The counts cover every draw, not only the reported ones.
 Without a bar (`progress=False`) the driver passes no `LiveArgs`: the program is the plain
-scan, with no callback and no extra operation. With the bar every draw is computed by the
-same operations, only in nested loops: tests/test_progress.py checks that the draws and
-statistics equal those of `progress=False` bit for bit (NUTS, SGLD, CPU).
+scan, with no callback and no extra operation. With the bar every draw is computed by the same
+operations, only in nested loops: tests/test_progress.py checks that the draws and statistics
+equal those of `progress=False` bit for bit (NUTS, SGLD, CPU).
 
 The host call is a `jax.pure_callback` with `vmap_method="expand_dims"`: under `vmap` it is
 called once with every chain's row, where `jax.debug.callback` is unrolled into one call per
