@@ -16,9 +16,9 @@ with the same arguments continues from the last chunk and ends with exactly the 
 uninterrupted run (file format: `bayesover.inference._checkpoint`).
 
 The pieces live in modules of their own: `_starts` (initial positions and their check),
-`_sharding` (chains over devices), `_checkpoint` (the file), `_progress` (the printer); this
-module holds the driver and the two compiled programs it runs (start = init + warm-up, and one
-chunk of draws).
+`_sharding` (chains over devices), `_checkpoint` (the file), `_progress` (the phase lines and
+the live bar); this module holds the driver and the two compiled programs it runs (start =
+init + warm-up, and one chunk of draws).
 """
 
 from __future__ import annotations
@@ -38,11 +38,21 @@ from bayesover._atomic import check_writable_directory
 from bayesover._checks import check_int, check_key
 from bayesover._trees import broadcast_leading, concatenate
 from bayesover.ensemble._ensemble import Ensemble
+from bayesover.ensemble._stored import StoredEnsemble
 from bayesover.inference import _checkpoint as checkpoints
+from bayesover.inference import _progress as live_progress
 from bayesover.inference._fingerprint import fingerprint as run_fingerprint
 from bayesover.inference._progress import Progress
-from bayesover.inference._sharding import choose_mesh, mesh_shape, over_chains, put_on_chains
+from bayesover.inference._sharding import (
+    choose_mesh,
+    is_writer,
+    mesh_shape,
+    over_chains,
+    put_on_chains,
+    to_host,
+)
 from bayesover.inference._starts import check_initial_positions, initial_positions
+from bayesover.inference._store import StoreWriter, check_store_path, finish_store, write_chunk
 from bayesover.inference.samplers._base import AbstractSampler
 from bayesover.posterior._posterior import AbstractPosterior, Posterior
 
@@ -62,8 +72,9 @@ def sample(
     chunk_size: int | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
+    store: str | os.PathLike | None = None,
     mesh: Any = None,
-) -> Ensemble:
+) -> Ensemble | StoredEnsemble:
     """Sample `num_chains` chains of `sampler` on `posterior`.
 
     **Arguments:**
@@ -77,9 +88,15 @@ def sample(
     - `init`: `"prior"` (a prior draw per chain), `"map"` (optax MAP from a prior draw per
       chain, `map_steps` Adam steps, then jittered by `init_jitter` standard normals), or a
       position pytree (one for all chains, or stacked with a leading `num_chains` axis).
-    - `chunk_size`: draws per compiled chunk (default: a tenth of the run); progress and
-      checkpoints happen between chunks.
-    - `progress`: print progress to stderr; `checkpoint`: a file path (see module docstring).
+    - `chunk_size`: draws per compiled chunk (default: a tenth of the run); checkpoints
+      happen between chunks.
+    - `progress`: phase lines and a live tqdm bar on stderr (draws, draws/s, divergences or
+      step size), updated from inside the compiled loop; False compiles it out
+      (`bayesover.inference._progress`). `checkpoint`: a file path (see module docstring).
+    - `store`: a file path: each chunk's draws are written there as they are made (netCDF,
+      `bayesover.inference._store`) instead of kept, so memory holds one chunk; the result is
+      then `bo.Ensemble.open(store, posterior)`, which reads the draws block by block. With
+      `checkpoint` too, the checkpoint holds the sampler states only.
     - `mesh`: how the devices are split, `(chains, data)` or a `jax.sharding.Mesh` with axes
       `("chains", "data")`; default: chains first, the devices left over split the data
       of a network posterior (`bayesover.inference._sharding`).
@@ -109,6 +126,8 @@ def sample(
                 f"`checkpoint` must be a file path (str or os.PathLike), got {checkpoint!r}."
             )
         check_writable_directory(checkpoint, "checkpoint")  # before any work is done
+    if store is not None:
+        store = check_store_path(store, checkpoint)
 
     sampler.build(posterior)  # configuration errors surface here, before any compile
     chain_keys = jax.random.split(key, num_chains)
@@ -134,6 +153,7 @@ def sample(
             chunk_size,
             thinning,
             mesh,
+            report.live,  # None with progress=False: no callback in the program
         )
 
     fingerprint = run_fingerprint(
@@ -152,14 +172,15 @@ def sample(
     report = Progress(progress, num_draws, num_chains, num_devices)
     chunks: list = []
     if restored is None:
-        positions = initial_positions(posterior, init, init_keys, init_jitter, map_steps)
+        report.warmup_started(num_warmup)
+        positions = initial_positions(posterior, init, init_keys, init_jitter, map_steps, mesh)
         check_initial_positions(posterior, positions)
         states = start_fn(positions, init_keys, warmup_keys)
         jax.block_until_ready(states)
         report.warmup_done(num_warmup)
         draws_done = 0
         if checkpoint is not None:
-            checkpoints.save(checkpoint, fingerprint, states, 0, [])
+            _save_checkpoint(checkpoint, fingerprint, states, 0, [])
     else:
         like = broadcast_leading(posterior.initial_position(), num_chains)
         template = jax.eval_shape(start_fn, like, init_keys, warmup_keys)
@@ -168,19 +189,26 @@ def sample(
             states = put_on_chains(states, mesh)
         report.resumed(draws_done)
 
-    if restored is not None and draws_done > 0:
+    writer = None  # the draw store's, with `store` (bayesover.inference._store)
+    if restored is not None and draws_done > 0 and store is not None:
+        writer = StoreWriter.resume(store, restored, fingerprint)
+    elif restored is not None and draws_done > 0:
         _, chunk_template = jax.eval_shape(chunk_fn, states, sample_keys, 0)
         chunks = [restored.draws(chunk_template)]
     while draws_done < num_draws:
         states, chunk = chunk_fn(states, sample_keys, draws_done)
         take = min(chunk_size, num_draws - draws_done)
-        chunks.append(jax.tree.map(lambda x, take=take: np.asarray(x[:, :take]), chunk))
+        chunk = jax.tree.map(lambda x, take=take: x[:, :take], to_host(chunk))
+        if store is None:
+            chunks.append(chunk)
+        else:  # to disk: memory holds this one chunk
+            writer = write_chunk(writer, store, chunk, posterior, num_draws, fingerprint)
         draws_done += take
         if checkpoint is not None:
-            checkpoints.save(checkpoint, fingerprint, states, draws_done, chunks)
+            _save_checkpoint(checkpoint, fingerprint, states, draws_done, chunks)
+            report.checkpoint_saved(draws_done)
         report.chunk_done(draws_done)
 
-    draws, stats = put_on_chains(concatenate(chunks, axis=1, xp=np), mesh)
     config = {
         "sampler": repr(sampler),
         "sampler_name": type(sampler).__name__,
@@ -195,6 +223,15 @@ def sample(
         "temperature": posterior.temperature,
     }
     config.update(sampler.recorded_settings())  # e.g. NUTS's max_tree_depth, for diagnose
+    if store is not None:  # the draws are on disk: the ensemble reads them from there
+        stored = finish_store(writer, store, config, posterior)
+        _warn_if_stopped(stored)
+        return stored
+    draws, stats = concatenate(chunks, axis=1, xp=np)
+    if jax.process_count() == 1:
+        draws, stats = put_on_chains((draws, stats), mesh)
+    else:  # under jax.distributed every process keeps all the draws, on its own device
+        draws, stats = jax.device_put((draws, stats), jax.local_devices()[0])
     if isinstance(posterior, Posterior):
         ensemble = Ensemble(draws, stats, config, posterior.model, posterior.data.target_shape)
     else:
@@ -218,9 +255,10 @@ def _start_chains(posterior, sampler, positions, init_keys, warmup_keys, num_war
 
 @eqx.filter_jit
 def _run_chunk(
-    posterior, sampler, states, sample_keys, first_draw, chunk_size, thinning, mesh
+    posterior, sampler, states, sample_keys, first_draw, chunk_size, thinning, mesh, live=None
 ):
-    def chunk(posterior, first_draw, state, sample_key):
+    def chunk(posterior, shared, state, sample_key):
+        first_draw, live = shared
         algorithm = sampler.build(posterior)
 
         def one_draw(state, draw_index):
@@ -234,14 +272,25 @@ def _run_chunk(
             stopped = sampler.chain_stopped(info)
             if stopped is not None:  # a stopped chain has no draws: mark them NaN
                 draw = jax.tree.map(lambda x: jnp.where(stopped, jnp.nan, x), draw)
-            return state, (draw, info._asdict())
+            return state, (draw, info)
 
-        return jax.lax.scan(one_draw, state, first_draw + jnp.arange(chunk_size))
+        # with a live bar: the scan in blocks, each reporting to it (bayesover.inference._progress)
+        state, (draws, infos) = live_progress.scan_draws(
+            one_draw, state, first_draw, chunk_size, live, sampler.progress_stats, sample_key
+        )
+        return state, (draws, infos._asdict())
 
-    return over_chains(chunk, posterior, mesh, first_draw, states, sample_keys)
+    return over_chains(chunk, posterior, mesh, (first_draw, live), states, sample_keys)
 
 
-def _warn_if_stopped(ensemble: Ensemble):
+def _save_checkpoint(path, fingerprint, states, draws_done, chunks):
+    """Gather the states on every process; write them (and the draws) from process 0."""
+    states = to_host(states)
+    if is_writer():
+        checkpoints.save(path, fingerprint, states, draws_done, chunks)
+
+
+def _warn_if_stopped(ensemble: Ensemble | StoredEnsemble):
     ok = np.asarray(ensemble.chain_ok())
     if not ok.all():
         warnings.warn(
