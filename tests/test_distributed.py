@@ -9,6 +9,8 @@ process. Every process ends with all the draws.
   rounding), and the two processes hold the same draws.
 - The checkpoint of a 2-process run is written once, by process 0, and a second 2-process run
   with the same arguments resumes from it (no chunk is sampled again) with the same draws.
+- The draw store (`store=`) of a 2-process run is written by process 0 and opened by both
+  (the data-mesh run above streams its draws there).
 - NUTS on the posteriordb posterior sblri-blr (float64), 4 chains over the 2 processes: every
   parameter's mean within 4 combined MCSE of the reference and its sd within 10% (the gates of
   tests/test_posteriordb_nuts.py); about 20 s.
@@ -90,7 +92,7 @@ def sgld_runs(tmp_path_factory):
     checkpoint = str(folder / "run.ckpt")
     runs = [
         {**SGLD, "name": "chains", "mesh": [2, 1], "checkpoint": checkpoint},
-        {**SGLD, "name": "data", "mesh": [1, 2]},
+        {**SGLD, "name": "data", "mesh": [1, 2], "store": str(folder / "draws.nc")},
     ]
     one = launch.start(
         {"model": MODEL, "runs": [{**SGLD, "name": "one"}]},
@@ -129,6 +131,18 @@ def test_two_process_sgld_equals_one_process(sgld_runs, name):
     np.testing.assert_allclose(
         first[f"{name}/stat/lp"], sgld_runs["one"][0]["one/stat/lp"], rtol=1e-5
     )
+
+
+def test_store_is_written_once_and_read_by_both_processes(sgld_runs):
+    from bayesover.inference._store import store_attrs
+
+    attrs = store_attrs(sgld_runs["folder"] / "draws.nc")
+    assert attrs is not None and int(attrs["complete"]) == 1
+    assert int(attrs["draws_done"]) == SGLD["num_draws"]
+    # both processes returned the stored ensemble (their draws, read back, are compared with
+    # the 1-process run in test_two_process_sgld_equals_one_process["data"])
+    for _, meta in sgld_runs["two"]:
+        assert "error" not in meta["runs"]["data"]
 
 
 def test_checkpoint_is_written_once_and_resumed(sgld_runs):

@@ -29,6 +29,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -254,7 +255,7 @@ def _points_sharding(mesh: Any) -> NamedSharding | None:
     if mesh is None:
         return None
     if isinstance(mesh, Mesh):
-        devices = mesh.devices.ravel()
+        devices = list(mesh.devices.ravel())
     elif isinstance(mesh, int) and not isinstance(mesh, bool):
         if not 1 <= mesh <= len(jax.devices()):
             raise ValueError(
@@ -268,7 +269,7 @@ def _points_sharding(mesh: Any) -> NamedSharding | None:
         )
     if len(devices) == 1:
         return None
-    return NamedSharding(Mesh(list(devices), ("points",)), P("points"))
+    return NamedSharding(Mesh(np.asarray(devices), ("points",)), P("points"))
 
 
 def _pad(array, size):

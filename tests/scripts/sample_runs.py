@@ -10,6 +10,7 @@ SPEC (JSON):
      "runs": [{"name": ..., "sampler": "sgld" | "sghmc" | "psgld" | "nuts" | "hmc",
                "seed", "num_chains", "num_warmup", "num_draws", "thinning", "chunk_size",
                "checkpoint", "progress",     # the arguments of bo.sample
+               "mesh", "store",              # (a store run records the draws read back)
                "model": {...},               # this run's posterior, if not the spec's
                "sampler_options": {...},     # keyword arguments of the sampler class
                "repeat": true,               # run twice; the copy is "<name>#2"
@@ -127,7 +128,10 @@ def main(spec_path):
                     checkpoint=run.get("checkpoint"),
                     progress=run.get("progress", False),
                     mesh=tuple(run["mesh"]) if run.get("mesh") else None,
+                    store=run.get("store"),
                 )
+                if run.get("store"):  # a StoredEnsemble: its draws, read back from the file
+                    ensemble = ensemble.load()
             except Exception as error:
                 if not run.get("expect_error"):
                     raise
