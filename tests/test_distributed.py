@@ -9,6 +9,7 @@ process. Every process ends with all the draws.
   rounding), and the two processes hold the same draws.
 - The checkpoint of a 2-process run is written once, by process 0, and a second 2-process run
   with the same arguments resumes from it (no chunk is sampled again) with the same draws.
+- Progress (the phase lines and the live bar) is shown by process 0 only.
 - The draw store (`store=`) of a 2-process run is written by process 0 and opened by both
   (the data-mesh run above streams its draws there).
 - NUTS on the posteriordb posterior sblri-blr (float64), 4 chains over the 2 processes: every
@@ -91,7 +92,7 @@ def sgld_runs(tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "jax-compilation-cache"
     checkpoint = str(folder / "run.ckpt")
     runs = [
-        {**SGLD, "name": "chains", "mesh": [2, 1], "checkpoint": checkpoint},
+        {**SGLD, "name": "chains", "mesh": [2, 1], "checkpoint": checkpoint, "progress": True},
         {**SGLD, "name": "data", "mesh": [1, 2], "store": str(folder / "draws.nc")},
     ]
     one = launch.start(
@@ -131,6 +132,15 @@ def test_two_process_sgld_equals_one_process(sgld_runs, name):
     np.testing.assert_allclose(
         first[f"{name}/stat/lp"], sgld_runs["one"][0]["one/stat/lp"], rtol=1e-5
     )
+
+
+def test_only_process_0_shows_progress(sgld_runs):
+    folder = sgld_runs["folder"]
+    first, second = (folder / f"two.p{pid}.log" for pid in range(2))
+    assert "sampling 4 chain(s)" in first.read_text()
+    assert "checkpoint written at draws 100/100" in first.read_text()
+    assert "bayesover:" not in second.read_text()
+    assert "sampling 4 chain(s)" not in second.read_text()
 
 
 def test_store_is_written_once_and_read_by_both_processes(sgld_runs):
