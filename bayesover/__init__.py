@@ -32,6 +32,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Posterior": ("bayesover.posterior._posterior", "Posterior"),
     "HMC": ("bayesover.inference.samplers._hmc", "HMC"),
     "NUTS": ("bayesover.inference.samplers._hmc", "NUTS"),
+    "MCLMC": ("bayesover.inference.samplers._mclmc", "MCLMC"),
+    "AdjustedMCLMC": ("bayesover.inference.samplers._mclmc", "AdjustedMCLMC"),
     "SGHMC": ("bayesover.inference.samplers._sgmcmc", "SGHMC"),
     "SGLD": ("bayesover.inference.samplers._sgmcmc", "SGLD"),
     "pSGLD": ("bayesover.inference.samplers._sgmcmc", "pSGLD"),
@@ -97,6 +99,8 @@ if TYPE_CHECKING:
     from bayesover.inference._sample import sample as sample
     from bayesover.inference.samplers._hmc import HMC as HMC
     from bayesover.inference.samplers._hmc import NUTS as NUTS
+    from bayesover.inference.samplers._mclmc import MCLMC as MCLMC
+    from bayesover.inference.samplers._mclmc import AdjustedMCLMC as AdjustedMCLMC
     from bayesover.inference.samplers._sgmcmc import SGHMC as SGHMC
     from bayesover.inference.samplers._sgmcmc import SGLD as SGLD
     from bayesover.inference.samplers._sgmcmc import pSGLD as pSGLD

@@ -1,0 +1,174 @@
+"""`bo.MCLMC` and `bo.AdjustedMCLMC` against the conjugate linear-Gaussian posterior.
+
+For each coordinate of [w_1..w_3, b] (4 chains, 1,000 warm-up steps, 2,000 draws, fixed seed):
+the mean is within 4 MCSE (`arviz_stats.mcse`, method "mean") of the exact mean, and the
+standard deviation within 4 MCSE (method "sd") and within 10% of the exact one. Also: a NumPyro
+target runs, with the same draws twice for a fixed key; bad arguments raise; `num_warmup=0`
+keeps the given L and step size.
+"""
+
+import arviz_stats
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from conftest import model_file
+
+import bayesover as bo
+
+lg = model_file("linear_gaussian")
+
+SAMPLERS = {"MCLMC": bo.MCLMC(), "AdjustedMCLMC": bo.AdjustedMCLMC()}
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return lg.build(seed=3, num_features=3, num_points=40, prior_scale=1.5, noise_scale=0.5)
+
+
+@pytest.fixture(scope="module", params=list(SAMPLERS))
+def run(request, problem):
+    ensemble = bo.sample(
+        problem.posterior,
+        SAMPLERS[request.param],
+        key=jax.random.key(0),
+        num_chains=4,
+        num_warmup=1000,
+        num_draws=2000,
+        progress=False,
+    )
+    return request.param, ensemble
+
+
+def test_matches_the_exact_posterior(run, problem):
+    name, ensemble = run
+    mean, cov = lg.exact_posterior(problem.posterior)
+    x = np.asarray(jax.vmap(jax.vmap(lg.flatten))(ensemble.params), np.float64)  # (4, 2000, 4)
+    exact_sd = np.sqrt(np.diag(cov))
+    for i in range(x.shape[-1]):
+        xi = x[..., i]
+        z = (xi.mean() - mean[i]) / float(arviz_stats.mcse(xi, method="mean"))
+        sd = xi.std(ddof=1)
+        sd_z = (sd - exact_sd[i]) / float(arviz_stats.mcse(xi, method="sd"))
+        sd_error = sd / exact_sd[i] - 1.0
+        print(f"{name} coordinate {i}: z {z:+.2f}, sd error {100 * sd_error:+.1f}% ({sd_z:+.2f})")
+        assert abs(z) < 4.0, f"{name} coordinate {i}: mean z = {z:.2f}"
+        assert abs(sd_z) < 4.0 and abs(sd_error) < 0.10, (
+            f"{name} coordinate {i}: sd {sd:.4g} vs {exact_sd[i]:.4g} ({sd_z:+.2f} MCSE)"
+        )
+
+
+def test_records_the_stats(run):
+    name, ensemble = run
+    stats = ensemble.stats
+    expected = {
+        "MCLMC": {"energy_change", "kinetic_change", "step_size", "L", "lp", "non_finite"},
+        "AdjustedMCLMC": {
+            "acceptance_rate",
+            "diverging",
+            "n_steps",
+            "step_size",
+            "L",
+            "energy",
+            "lp",
+            "non_finite",
+        },
+    }[name]
+    assert set(stats) == expected
+    assert all(stats[k].shape == (4, 2000) for k in stats)
+    assert not np.any(stats["non_finite"])
+    # the tuned parameters live in the state: constant over the draws of a chain
+    for k in ("L", "step_size"):
+        assert np.all(stats[k] == stats[k][:, :1]) and np.all(stats[k] > 0)
+    if name == "AdjustedMCLMC":
+        assert 0.75 < float(np.mean(stats["acceptance_rate"])) < 1.0
+        assert not np.any(stats["diverging"])
+        assert np.all(stats["n_steps"] >= 1)
+    else:  # the tuner's target: energy error variance per dimension ~ 5e-4 (d = 4)
+        assert float(np.var(stats["energy_change"])) / 4 < 5e-3
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_num_warmup_0_keeps_the_given_settings(name, problem):
+    sampler = {
+        "MCLMC": bo.MCLMC(L=1.5, step_size=0.3),
+        "AdjustedMCLMC": bo.AdjustedMCLMC(step_size=0.3, num_integration_steps=3.0),
+    }[name]
+    untuned = bo.sample(
+        problem.posterior,
+        sampler,
+        key=jax.random.key(7),
+        num_chains=2,
+        num_warmup=0,
+        num_draws=20,
+        progress=False,
+    )
+    np.testing.assert_allclose(np.asarray(untuned.stats["step_size"]), 0.3)
+    L = 1.5 if name == "MCLMC" else 0.9  # adjusted: L = num_integration_steps * step_size
+    np.testing.assert_allclose(np.asarray(untuned.stats["L"]), L, rtol=1e-6)
+
+
+def _regression(x, y):
+    slope = numpyro.sample("slope", dist.Normal(0.0, 1.0))
+    intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+    numpyro.sample("y", dist.Normal(intercept + slope * x, sigma), obs=y)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_runs_on_a_numpyro_target_reproducibly(name):
+    x = jnp.linspace(-1.0, 1.0, 30)
+    y = 0.5 + 2.0 * x + 0.3 * jax.random.normal(jax.random.key(0), (30,))
+    target = bo.Posterior.from_numpyro(_regression, x, y)
+
+    def draw():
+        return bo.sample(
+            target,
+            SAMPLERS[name],
+            key=jax.random.key(1),
+            num_chains=2,
+            num_warmup=200,
+            num_draws=100,
+            progress=False,
+        )
+
+    ensemble, again = draw(), draw()
+    assert set(ensemble.params) == {"slope", "intercept", "sigma"}
+    assert ensemble.params["sigma"].shape == (2, 100)
+    assert np.all(np.asarray(ensemble.params["sigma"]) > 0)
+    assert abs(float(ensemble.params["slope"].mean()) - 2.0) < 0.3
+    assert not np.allclose(np.asarray(ensemble.stats["step_size"]), SAMPLERS[name].step_size or 0)
+    for a, b in zip(jax.tree.leaves(ensemble.params), jax.tree.leaves(again.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: bo.MCLMC(step_size=0.0), "step_size"),
+        (lambda: bo.MCLMC(L=-1.0), "`L`"),
+        (lambda: bo.MCLMC(desired_energy_var=0), "desired_energy_var"),
+        (lambda: bo.MCLMC(frac_tune2=-0.1), "frac_tune2"),
+        (lambda: bo.MCLMC(frac_tune1=0, frac_tune2=0, frac_tune3=0), "frac_tune1"),
+        (lambda: bo.MCLMC(diagonal_preconditioning=1), "diagonal_preconditioning"),
+        (lambda: bo.AdjustedMCLMC(target_acceptance_rate=1.0), "target_acceptance_rate"),
+        (lambda: bo.AdjustedMCLMC(num_integration_steps=1.0), "num_integration_steps"),
+        (lambda: bo.AdjustedMCLMC(frac_tune1=0.0), "frac_tune1"),
+        (lambda: bo.AdjustedMCLMC(divergence_threshold=-1), "divergence_threshold"),
+    ],
+)
+def test_bad_arguments_raise(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_a_one_dimensional_target_is_refused():
+    def one(y):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    target = bo.Posterior.from_numpyro(one, jnp.zeros(3))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        bo.sample(target, bo.MCLMC(), key=jax.random.key(0), num_chains=1, num_draws=2)
