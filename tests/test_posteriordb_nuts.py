@@ -80,13 +80,10 @@ EXPECTED_FAILURES: dict[str, str] = {}
 
 def _sample_and_summarise(name: str) -> dict:
     """Run in the float64 subprocess: sample `name` with bo.NUTS, summarise every parameter."""
-    import arviz_stats
     import jax
 
     import bayesover as bo
     from bayesover.cli.builders import load_module
-
-    validation = load_module(MODEL_DIR / "_reference.py")
 
     if not jax.config.jax_enable_x64:
         raise RuntimeError("the posteriordb NUTS runs must be made with JAX_ENABLE_X64=1")
@@ -102,8 +99,26 @@ def _sample_and_summarise(name: str) -> dict:
         num_draws=num_draws,
         progress=False,
     )
-    params = {k: np.asarray(v, dtype=np.float64) for k, v in ensemble.params.items()}
     seconds = time.perf_counter() - start
+    stats = {k: np.asarray(v) for k, v in ensemble.stats.items()}
+    return {
+        "name": name,
+        "seconds": seconds,
+        "divergences": int(stats["diverging"].sum()),
+        "mean_tree_depth": float(stats["tree_depth"].mean()),
+        "mean_n_steps": float(stats["n_steps"].mean()),
+        "params": summarise_params(name, ensemble),
+    }
+
+
+def summarise_params(name: str, ensemble) -> dict:
+    """Mean, its MCSE, sd, bulk ESS and finiteness of every reference parameter's draws."""
+    import arviz_stats
+
+    from bayesover.cli.builders import load_module
+
+    validation = load_module(MODEL_DIR / "_reference.py")
+    params = {k: np.asarray(v, dtype=np.float64) for k, v in ensemble.params.items()}
     flat = validation.flatten_draws(params)
     summaries = {}
     for param in validation.reference_summary(name):
@@ -115,24 +130,18 @@ def _sample_and_summarise(name: str) -> dict:
             "ess_bulk": float(arviz_stats.ess(x, method="bulk")),
             "finite": bool(np.all(np.isfinite(x))),
         }
-    stats = {k: np.asarray(v) for k, v in ensemble.stats.items()}
-    return {
-        "name": name,
-        "seconds": seconds,
-        "divergences": int(stats["diverging"].sum()),
-        "mean_tree_depth": float(stats["tree_depth"].mean()),
-        "mean_n_steps": float(stats["n_steps"].mean()),
-        "params": summaries,
-    }
+    return summaries
 
 
 # -- the tests ------------------------------------------------------------------------------------
 
 
 class _Runner:
-    """Starts the selected posteriors' subprocesses, at most MAX_PARALLEL at a time."""
+    """Starts the selected posteriors' subprocesses (`python SCRIPT NAME`), at most MAX_PARALLEL
+    at a time."""
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], script: Path | None = None):
+        self.script = Path(__file__).resolve() if script is None else script
         self.pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL)
         self.processes: list[subprocess.Popen] = []
         self.futures = {name: self.pool.submit(self._run, name) for name in names}
@@ -141,7 +150,7 @@ class _Runner:
         env = dict(os.environ, JAX_ENABLE_X64="1")
         start = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), name],
+            [sys.executable, str(self.script), *name.split(":")],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -197,10 +206,20 @@ def runner(request):
 @pytest.mark.reference_data("posteriordb")
 @pytest.mark.parametrize("posterior", [_param(name) for name in CASES])
 def test_nuts_matches_reference(posterior, runner):
+    result = runner.result(posterior)
+    check_reference(posterior, result)
+    print(f", divergences {result['divergences']}, mean tree depth {result['mean_tree_depth']:.1f}")
+    num_draws = NUM_CHAINS * CASES[posterior][4]
+    assert result["divergences"] <= MAX_DIVERGENT_FRACTION * num_draws, (
+        f"{posterior}: {result['divergences']} divergent transitions in {num_draws} draws"
+    )
+
+
+def check_reference(posterior: str, result: dict, label: str = "") -> None:
+    """The mean and sd gates of the module docstring; prints a summary line (no newline)."""
     from bayesover.cli.builders import load_module
 
     validation = load_module(MODEL_DIR / "_reference.py")
-    result = runner.result(posterior)
     reference = validation.reference_summary(posterior)
     assert set(result["params"]) == set(reference)
     rows, failures = [], []
@@ -219,17 +238,13 @@ def test_nuts_matches_reference(posterior, runner):
     worst_z = max(rows, key=lambda r: abs(r[1]))
     worst_sd = max(rows, key=lambda r: abs(r[2]))
     print(
-        f"\n{posterior}: sampling {result['seconds']:.1f} s "
+        f"\n{label}{posterior}: sampling {result['seconds']:.1f} s "
         f"(subprocess {result['wall_seconds']:.1f} s), max |z| {abs(worst_z[1]):.2f} "
         f"({worst_z[0]}), max sd error {100 * abs(worst_sd[2]):.1f}% ({worst_sd[0]}), min ess_bulk "
-        f"{min(r[3] for r in rows):.0f}, divergences {result['divergences']}, mean tree depth "
-        f"{result['mean_tree_depth']:.1f}"
+        f"{min(r[3] for r in rows):.0f}",
+        end="",
     )
-    assert not failures, f"{posterior} differs from the reference:\n" + "\n".join(failures)
-    num_draws = NUM_CHAINS * CASES[posterior][4]
-    assert result["divergences"] <= MAX_DIVERGENT_FRACTION * num_draws, (
-        f"{posterior}: {result['divergences']} divergent transitions in {num_draws} draws"
-    )
+    assert not failures, f"{label}{posterior} differs from the reference:\n" + "\n".join(failures)
 
 
 if __name__ == "__main__":

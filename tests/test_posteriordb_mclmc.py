@@ -1,0 +1,136 @@
+"""`bo.MCLMC` and `bo.AdjustedMCLMC` on the eleven posteriordb reference posteriors (slow).
+
+The gates, the float64 subprocesses and the per-parameter summaries are those of
+`tests/test_posteriordb_nuts.py` (imported from it): for every reference parameter |z| < 4 for
+the mean (MCSE of ours and the reference's combined) and the sd within 10% of the reference
+draws' sd. The subprocess is this file run as a script (`python tests/test_posteriordb_mclmc.py
+SAMPLER NAME`). Adjusted MCLMC also has NUTS's divergence gate (< 0.5% of the draws).
+
+Settings (fixed seed 0): 4 chains, `NUM_WARMUP` tuning steps and `NUM_DRAWS` draws per chain for
+every posterior, the samplers' defaults except those in `OPTIONS`. MCLMC's steps cost one
+gradient, adjusted MCLMC's about `num_integration_steps` (default 2): far fewer than NUTS's, so
+the runs are longer in draws.
+Posteriors either sampler cannot match for a measured reason are listed in `EXPECTED_FAILURES`
+(strict xfail), never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_posteriordb_nuts import (
+    CASES,
+    MAX_DIVERGENT_FRACTION,
+    MODEL_DIR,
+    NUM_CHAINS,
+    SEED,
+    _Runner,
+    check_reference,
+    summarise_params,
+)
+
+SAMPLERS = ("MCLMC", "AdjustedMCLMC")
+NUM_WARMUP = 2000
+NUM_DRAWS = 4000
+# (sampler, posterior) -> options other than the defaults. gp_pois_regr: the default mean of 2
+# integration steps mixes alpha at bulk ESS 10 in 4 x 4,000 draws (sd -28%); 8 steps pass.
+OPTIONS: dict[tuple[str, str], dict] = {
+    ("AdjustedMCLMC", "gp_pois_regr-gp_pois_regr"): {"num_integration_steps": 8.0},
+}
+# (sampler, posterior) -> why it cannot match the reference (strict xfail)
+_UNCONVERGED_BLR = (
+    "unadjusted MCLMC does not reach the typical set from bayesover's starts within the warm-up: "
+    "the posterior sd of beta is ~0.001, the chain started at sigma ~ 450 is still at sigma ~ 240 "
+    "after 2,000 warm-up steps and 1,600 draws (the tuner, fed with draws from outside the "
+    "typical set, settles on step size ~0.03, L ~ 0.9); bulk ESS 4-7 (measured, seed 0)"
+)
+EXPECTED_FAILURES: dict[tuple[str, str], str] = {
+    ("MCLMC", "sblri-blr"): _UNCONVERGED_BLR,
+    ("MCLMC", "sblrc-blr"): _UNCONVERGED_BLR,
+    ("MCLMC", "diamonds-diamonds"): (
+        "25 strongly correlated predictors: with BlackJAX's diagonal preconditioning unadjusted "
+        "MCLMC mixes over b at bulk ESS 4-6 in 4 x 4,000 draws (|z| up to 6.5, sd errors up to "
+        "70%; NUTS needs a dense metric here too); measured, seed 0"
+    ),
+}
+
+
+def _sample_and_summarise(sampler_name: str, name: str) -> dict:
+    """Run in the float64 subprocess: sample `name` with the sampler, summarise it."""
+    import jax
+
+    import bayesover as bo
+    from bayesover.cli.builders import load_module
+
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError("the posteriordb MCLMC runs must be made with JAX_ENABLE_X64=1")
+    stem, build_options = CASES[name][:2]
+    problem = load_module(MODEL_DIR / f"{stem}.py").build(**build_options)
+    start = time.perf_counter()
+    ensemble = bo.sample(
+        problem.posterior,
+        getattr(bo, sampler_name)(**OPTIONS.get((sampler_name, name), {})),
+        key=jax.random.key(SEED),
+        num_chains=NUM_CHAINS,
+        num_warmup=NUM_WARMUP,
+        num_draws=NUM_DRAWS,
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    stats = {k: np.asarray(v) for k, v in ensemble.stats.items()}
+    result = {
+        "name": name,
+        "seconds": seconds,
+        "step_size": float(stats["step_size"].mean()),
+        "L": float(stats["L"].mean()),
+        "params": summarise_params(name, ensemble),
+    }
+    if "diverging" in stats:
+        result["divergences"] = int(stats["diverging"].sum())
+        result["acceptance_rate"] = float(stats["acceptance_rate"].mean())
+    return result
+
+
+def _param(sampler: str, name: str):
+    marks = []
+    if (sampler, name) in EXPECTED_FAILURES:
+        marks = [pytest.mark.xfail(reason=EXPECTED_FAILURES[sampler, name], strict=True)]
+    return pytest.param(sampler, name, marks=marks, id=f"{sampler}-{name}")
+
+
+@pytest.fixture(scope="module")
+def runner(request):
+    selected = [
+        f"{item.callspec.params['sampler']}:{item.callspec.params['posterior']}"
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    ]
+    runner = _Runner(list(dict.fromkeys(selected)), script=Path(__file__).resolve())
+    yield runner
+    runner.close()
+
+
+@pytest.mark.slow
+@pytest.mark.reference_data("posteriordb")
+@pytest.mark.parametrize(
+    ("sampler", "posterior"), [_param(s, name) for s in SAMPLERS for name in CASES]
+)
+def test_mclmc_matches_reference(sampler, posterior, runner):
+    result = runner.result(f"{sampler}:{posterior}")
+    check_reference(posterior, result, label=f"{sampler} ")
+    print(f", step size {result['step_size']:.3g}, L {result['L']:.3g}", end="")
+    if "divergences" in result:
+        print(f", acceptance {result['acceptance_rate']:.2f}, divergences {result['divergences']}")
+        num_draws = NUM_CHAINS * NUM_DRAWS
+        assert result["divergences"] <= MAX_DIVERGENT_FRACTION * num_draws, (
+            f"{posterior}: {result['divergences']} divergent transitions in {num_draws} draws"
+        )
+
+
+if __name__ == "__main__":
+    print(json.dumps(_sample_and_summarise(sys.argv[1], sys.argv[2])))
