@@ -117,7 +117,7 @@ class StoredEnsemble:
         with file:
             group = _ensemble_group(file, source)
             root = file[group] if group else file
-            attrs = {k: _attr(v) for k, v in root.attrs.items()}
+            attrs = {k: hdf5_attr(v) for k, v in root.attrs.items()}
             try:
                 names = json.loads(attrs["param_names"])
                 config = json.loads(attrs["config"])
@@ -460,9 +460,9 @@ def _ensemble_group(file: Any, source: str) -> str:
     )
 
 
-def _attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
+def hdf5_attr(value: Any) -> Any:
+    """An HDF5 attribute as Python: bytes to str, NumPy scalars to Python numbers (the store's
+    reader here and its writer, `bayesover.inference._store`, share it)."""
     if isinstance(value, np.ndarray) and value.size == 1:  # h5netcdf writes numbers as (1,)
         value = value.reshape(())[()]
     if isinstance(value, bytes):
@@ -473,7 +473,7 @@ def _attr(value: Any) -> Any:
 
 
 def _dtype(variable: Any) -> np.dtype:
-    return np.dtype(bool) if _attr(variable.attrs.get("dtype")) == "bool" else variable.dtype
+    return np.dtype(bool) if hdf5_attr(variable.attrs.get("dtype")) == "bool" else variable.dtype
 
 
 def _selection(index: Any) -> tuple[Any, np.ndarray | None]:

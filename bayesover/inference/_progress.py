@@ -57,6 +57,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from bayesover.inference._sharding import is_writer
+
 UPDATES = 25  # reports per run, about (each costs a host call: benchmarks/progress.py)
 
 
@@ -258,7 +260,7 @@ class Progress:
 
     def __init__(self, enabled: bool, num_draws: int, num_chains: int, num_devices: int):
         # every process compiles the same program (`live`); only process 0 prints
-        self.enabled = enabled and jax.process_index() == 0
+        self.enabled = enabled and is_writer()
         self.num_draws, self.num_chains = num_draws, num_chains
         self.start = time.perf_counter()
         self.prefix = f"bayesover: {num_chains} chain(s) on {num_devices} device(s)"

@@ -47,6 +47,7 @@ import numpy as np
 
 from bayesover._atomic import check_writable_directory
 from bayesover._trees import named_leaves
+from bayesover.ensemble._stored import hdf5_attr
 from bayesover.inference._sharding import is_writer
 
 VERSION = 1
@@ -60,7 +61,7 @@ def store_attrs(path: str | os.PathLike) -> dict[str, Any] | None:
 
     try:
         with h5py.File(path, "r") as file:
-            attrs = {k: _attr(v) for k, v in file.attrs.items()}
+            attrs = {k: hdf5_attr(v) for k, v in file.attrs.items()}
     except Exception:
         return None
     return attrs if "bayesover_store" in attrs else None
@@ -268,19 +269,6 @@ class _writing:
 
 class _StoreError(OSError):
     pass
-
-
-def _attr(value: Any) -> Any:
-    """An HDF5 attribute as Python: bytes to str, NumPy scalars to Python numbers."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray) and value.size == 1:  # h5netcdf writes numbers as (1,)
-        value = value.reshape(())[()]
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _variable(file: Any, name: str, dims: tuple[str, ...], array: np.ndarray, chunk_size: int):

@@ -23,7 +23,7 @@ is the posterior's pytree; the diagonal inverse mass matrix is over its flattene
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import blackjax
 import jax
@@ -49,6 +49,18 @@ class MCLMCChainState(NamedTuple):
     @property
     def position(self):
         return self.mclmc.position
+
+
+def _tuned(state: MCLMCChainState, tuned_state: Any, params: Any) -> MCLMCChainState:
+    """The chain after a BlackJAX tuner: its state and tuned L, step size and metric (a
+    scalar metric broadcast to the chain's shape), in the chain's dtype."""
+    dtype = state.L.dtype
+    return MCLMCChainState(
+        tuned_state,
+        jnp.asarray(params.L, dtype),
+        jnp.asarray(params.step_size, dtype),
+        jnp.asarray(params.inverse_mass_matrix, dtype) * jnp.ones_like(state.inverse_mass_matrix),
+    )
 
 
 class MCLMCStats(NamedTuple):
@@ -187,14 +199,7 @@ class MCLMC(AbstractSampler):
                 diagonal_preconditioning=self.diagonal_preconditioning,
                 params=MCLMCAdaptationState(state.L, state.step_size, state.inverse_mass_matrix),
             )
-            dtype = state.L.dtype
-            return MCLMCChainState(
-                tuned_state,
-                jnp.asarray(params.L, dtype),
-                jnp.asarray(params.step_size, dtype),
-                jnp.asarray(params.inverse_mass_matrix, dtype)
-                * jnp.ones_like(state.inverse_mass_matrix),
-            )
+            return _tuned(state, tuned_state, params)
 
         def step(rng_key, state):
             new, info = kernel(
@@ -307,14 +312,7 @@ class AdjustedMCLMC(AbstractSampler):
                 params=MCLMCAdaptationState(state.L, state.step_size, state.inverse_mass_matrix),
                 target_num_integration_steps=self.num_integration_steps,
             )
-            dtype = state.L.dtype
-            return MCLMCChainState(
-                tuned_state,
-                jnp.asarray(params.L, dtype),
-                jnp.asarray(params.step_size, dtype),
-                jnp.asarray(params.inverse_mass_matrix, dtype)
-                * jnp.ones_like(state.inverse_mass_matrix),
-            )
+            return _tuned(state, tuned_state, params)
 
         def step(rng_key, state):
             new, info = kernel(
