@@ -83,12 +83,13 @@ def prior_ensemble(posterior, key, num_members: int) -> bo.Ensemble:
     return bo.Ensemble(params, {}, config, posterior.model, posterior.data.target_shape)
 
 
-def sgld_ensemble(posterior, key, cfg) -> tuple[bo.Ensemble, float]:
-    """4 SGLD chains at the configured step size; if every chain turns non-finite (the step is
-    too large for this width and n) the step is quartered, up to three times. The chains start
-    from prior draws while the data are few (t <= 16: the posterior is still broad, and chains
-    started at MAPs barely leave them) and from jittered MAPs after (the posterior is
-    concentrated and prior starts are far from it). Returns the healthy chains and the step."""
+def sgld_ensemble(posterior, key, cfg, num_chains: int = 4) -> tuple[bo.Ensemble, float]:
+    """`num_chains` SGLD chains (4 in this experiment) at the configured step size; if every
+    chain turns non-finite (the step is too large for this width and n) the step is quartered,
+    up to three times. The chains start from prior draws while the data are few (t <= 16: the
+    posterior is still broad, and chains started at MAPs barely leave them) and from jittered
+    MAPs after (the posterior is concentrated and prior starts are far from it). Returns the
+    healthy chains and the step."""
     batch = min(32, posterior.num_data)
     width = posterior.model.params.layers[0].weight.shape[0]
     step_size = cfg["step_size"] * min(1.0, 64 / width)  # the prior's curvature grows as width
@@ -99,7 +100,7 @@ def sgld_ensemble(posterior, key, cfg) -> tuple[bo.Ensemble, float]:
                 posterior,
                 bo.SGLD(step_size=step_size, batch_size=batch),
                 key=key,
-                num_chains=4,
+                num_chains=num_chains,
                 num_warmup=cfg["warmup"],
                 num_draws=cfg["draws"],
                 thinning=cfg["thinning"],
