@@ -7,13 +7,11 @@ ESS > 400 (the thresholds `bo.diagnose` uses for 4 chains). SGLD is biased (no M
 minibatch noise): the slow test bounds that bias against the demo's NUTS run.
 """
 
-import argparse
-
 import jax
 import numpy as np
 import pytest
 
-from bayesover.cli._main import DEMO_PLAN, _run, _tree, build_parser, main
+from bayesover.cli._main import DEMO_PLAN, _run, _tree, demo_run_args, main
 from bayesover.cli.builders import load_problem
 from bayesover.diagnostics._verdict import diagnose
 
@@ -21,9 +19,8 @@ from bayesover.diagnostics._verdict import diagnose
 def _demo_run(problem, name: str):
     """One run of the demo's plan entry `name`, with the key the demo gives it."""
     index = list(DEMO_PLAN).index(name)
-    args = vars(build_parser().parse_args(["demo", "--quiet"]))
-    run_args = argparse.Namespace(**{**args, **DEMO_PLAN[name]})
-    ensemble = _run(problem, name, run_args, jax.random.fold_in(jax.random.key(0), index))
+    key = jax.random.fold_in(jax.random.key(0), index)
+    ensemble = _run(problem, name, demo_run_args(name), key)
     return ensemble, _tree(problem, ensemble, name)
 
 

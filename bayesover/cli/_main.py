@@ -440,6 +440,14 @@ DEMO_QUICK_PLAN: dict[str, dict[str, Any]] = {  # a smoke run: every step, a fra
 }
 
 
+def demo_run_args(name: str, *, quick: bool = False, **overrides: Any) -> argparse.Namespace:
+    """The arguments of the demo's run `name` ("nuts", "sgld", "ensemble"): the demo's defaults
+    with its plan's settings (and `overrides`) on top, for `_run`."""
+    plan = DEMO_QUICK_PLAN if quick else DEMO_PLAN
+    defaults = vars(build_parser().parse_args(["demo", "--quiet"]))
+    return argparse.Namespace(**{**defaults, **plan[name], **overrides})
+
+
 def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     options = _options(args.option)
