@@ -22,7 +22,7 @@ def demo_dir(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_writes_trees_and_a_report_and_prints_verdicts(demo_dir, capsys):
     names = sorted(p.name for p in demo_dir.iterdir())
-    assert names == ["ensemble.nc", "nuts.nc", "report.html", "sgld.nc", "timings.json"]
+    assert names == ["ensemble.nc", "nuts.nc", "psgld.nc", "report.html", "timings.json"]
     tree = bo.load_datatree(demo_dir / "nuts.nc")
     assert {"posterior", "sample_stats", "log_likelihood", "predictive_metrics"} <= set(
         tree.children
@@ -47,7 +47,7 @@ def test_demo_refuses_an_existing_directory_without_overwrite(tmp_path, capsys):
 def test_diagnose_and_report_read_a_run_directory(demo_dir, tmp_path, capsys):
     assert main(["diagnose", str(demo_dir)]) == 0
     out = capsys.readouterr().out
-    for name in ("nuts", "sgld", "ensemble"):
+    for name in ("nuts", "psgld", "ensemble"):
         assert f"== {name}: verdict" in out
     target = tmp_path / "again.html"
     assert main(["report", str(demo_dir), "--out", str(target), "--quiet"]) == 0

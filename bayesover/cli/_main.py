@@ -1,6 +1,6 @@
 """The `bayesover` command line: demo, sample, diagnose, report.
 
-    bayesover demo                         NUTS, SGLD and a deep ensemble on the default model
+    bayesover demo                         NUTS, pSGLD and a deep ensemble on the default model
     bayesover sample MODEL --sampler nuts  one run of a model file, written to --out DIR
                                            (--name NAME adds it to DIR beside the others)
     bayesover diagnose DIR                 the verdict table of every run in DIR
@@ -208,11 +208,14 @@ def _load_runs(directory: Path) -> dict[str, Any]:
 
 # -- samplers -------------------------------------------------------------------------------------
 # SG-MCMC step sizes, as multiples of 1/N. Measured on the default model (regression_mlp, N = 354,
-# 4 chains): a constant 0.05/N keeps the function-space sd within 8% of NUTS's but mixes slowly
-# (R-hat up to 1.09 in 7,000 steps); cycles of 100 steps peaking at 0.3/N mix (R-hat <= 1.006,
-# ESS bulk >= 1,000 of 1,600 draws) with the sd within 3% of NUTS's (benchmarks/RESULTS.md).
+# 4 chains, docs/samplers-sgmcmc.md): a constant 0.05/N keeps the function-space sd within 9% of
+# NUTS's but mixes slowly (R-hat up to 1.09 in 7,000 steps). Cycles of 100 steps peaking at
+# 0.3/N mix SGLD (R-hat <= 1.007) but its large early steps overflow about one chain in 20 (the
+# learned noise scale's gradient grows as N / sigma^2); pSGLD's preconditioner scales that
+# direction down, and cycles peaking at 0.02/N mixed in every run (R-hat <= 1.009, no chain
+# stopped in 108). SGHMC's peak is its constant default (not tuned).
 _CONSTANT_STEP = 0.05
-_CYCLICAL_STEP = 0.3
+_CYCLICAL_PEAK = {"sgld": 0.3, "psgld": 0.02, "sghmc": _CONSTANT_STEP}
 _DEFAULT_THINNING = 10
 
 
@@ -284,7 +287,8 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
             step_size = args.step_size if args.step_size is not None else _CONSTANT_STEP / n
             algorithm = cls(step_size=step_size, batch_size=batch)
         else:  # cyclical: large steps explore, the cycle's small last steps are kept
-            step_size = args.step_size if args.step_size is not None else _CYCLICAL_STEP / n
+            peak = _CYCLICAL_PEAK[sampler] / n
+            step_size = args.step_size if args.step_size is not None else peak
             schedule = bo.schedules.cyclical(step_size, cycle)
             algorithm = cls(step_size=step_size, batch_size=batch, schedule=schedule)
         thinning = _thinning(args)
@@ -424,24 +428,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-# The demo's runs. Its SGLD mixes: cyclical steps, one draw per 100-step cycle (see _CYCLICAL_STEP;
-# tests/test_demo_sgld.py checks that it passes its function-space diagnostics). Batches of 128
-# rather than 32 halve the minibatch noise's bias of the log-likelihood (measured: -370.8 vs
-# -372.9 nats, NUTS -368.7 +- 4.8) for about 1.4x the time per step.
+# The demo's runs, by name (the name is the sampler). Its SG-MCMC mixes: preconditioned SGLD with
+# cyclical steps, one draw per 100-step cycle (see _CYCLICAL_PEAK; tests/test_demo_sgld.py checks
+# its function-space diagnostics). Batches of 128 rather than 32 halve the minibatch noise's bias
+# of the log-likelihood (measured with SGLD: -370.8 vs -372.9 nats, NUTS -368.7 +- 4.8).
 DEMO_PLAN: dict[str, dict[str, Any]] = {
     "nuts": dict(chains=4, warmup=300, draws=300),
-    "sgld": dict(chains=4, warmup=2000, draws=400, thinning=100, cycle_length=100, batch_size=128),
+    "psgld": dict(chains=4, warmup=2000, draws=400, thinning=100, cycle_length=100, batch_size=128),
     "ensemble": dict(chains=8),
 }
 DEMO_QUICK_PLAN: dict[str, dict[str, Any]] = {  # a smoke run: every step, a fraction of the work
     "nuts": dict(chains=2, warmup=30, draws=30),
-    "sgld": dict(chains=2, warmup=100, draws=30, thinning=10, cycle_length=10),
+    "psgld": dict(chains=2, warmup=100, draws=30, thinning=10, cycle_length=10),
     "ensemble": dict(chains=2, map_steps=100),
 }
 
 
 def demo_run_args(name: str, *, quick: bool = False, **overrides: Any) -> argparse.Namespace:
-    """The arguments of the demo's run `name` ("nuts", "sgld", "ensemble"): the demo's defaults
+    """The arguments of the demo's run `name` ("nuts", "psgld", "ensemble"): the demo's defaults
     with its plan's settings (and `overrides`) on top, for `_run`."""
     plan = DEMO_QUICK_PLAN if quick else DEMO_PLAN
     defaults = vars(build_parser().parse_args(["demo", "--quiet"]))
@@ -578,8 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="NUTS, SGLD and a deep ensemble on the bundled default model",
-        description="Run NUTS, SGLD and a deep ensemble on the bundled default model (a small "
+        help="NUTS, cyclical pSGLD and a deep ensemble on the bundled default model",
+        description="Run NUTS, a cyclical preconditioned SGLD (pSGLD) and a deep ensemble on the "
+        "bundled default model (a small "
         "regression BNN on offline data), write runs/demo/ (DataTrees and report.html) and "
         "print the verdict tables and test metrics.",
     )
