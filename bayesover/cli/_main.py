@@ -434,7 +434,7 @@ def _report(args: argparse.Namespace) -> int:
 # of the log-likelihood (measured with SGLD: -370.8 vs -372.9 nats, NUTS -368.7 +- 4.8).
 DEMO_PLAN: dict[str, dict[str, Any]] = {
     "nuts": dict(chains=4, warmup=300, draws=300),
-    "psgld": dict(chains=4, warmup=2000, draws=400, thinning=100, cycle_length=100, batch_size=128),
+    "psgld": dict(chains=4, warmup=2000, draws=250, thinning=100, cycle_length=100, batch_size=128),
     "ensemble": dict(chains=8),
 }
 DEMO_QUICK_PLAN: dict[str, dict[str, Any]] = {  # a smoke run: every step, a fraction of the work
