@@ -8,8 +8,8 @@ demo's runs (`bayesover.cli._main.DEMO_PLAN`, built by `demo_run_args`), with th
 
 1. NUTS (4 chains, 300 warm-up + 300 draws) against three SG-MCMC runs of 4 chains from MAP
    starts: the old demo's SGLD (constant step 0.05/N, batch 32, 2,000 warm-up steps + 200 draws
-   thinned by 25); cyclical SGLD (peak 0.3/N, cycles of 100, batch 128, 2,000 warm-up steps +
-   400 draws, one per cycle); and the new demo's cyclical pSGLD (the same, peak 0.02/N).
+   thinned by 25); the new demo's cyclical pSGLD (peak 0.02/N, cycles of 50, batch 128, 1,000
+   warm-up steps + 400 draws, one per cycle); and plain SGLD on the same cycles (peak 0.3/N).
    Wall time of `_run` as the demo calls it (MAP starts included), cold (it compiles: what
    `bayesover demo` costs) and warm (the same call again: compile excluded); the chains that
    stopped (overflowed); then the largest rank R-hat and the smallest bulk ESS over f at the 10

@@ -1,7 +1,7 @@
 """The demo's SG-MCMC mixes: cyclical pSGLD passes the function-space diagnostics (issue 14).
 
 The demo's configuration (`bayesover.cli._main.DEMO_PLAN["psgld"]`: preconditioned SGLD, 4
-chains, batches of 128, cycles of 100 steps peaking at 0.02/N, 250 draws, one per cycle) on the
+chains, batches of 128, cycles of 50 steps peaking at 0.02/N, 400 draws, one per cycle) on the
 bundled default model, with the demo's key and with two other keys. Its function values f at the
 probe inputs and its log-likelihood must have rank R-hat < 1.01 and bulk ESS > 400 (the thresholds
 `bo.diagnose` uses for 4 chains), and no chain may stop (cyclical plain SGLD at its mixing step
@@ -47,9 +47,9 @@ def test_demo_psgld_is_cyclical_and_keeps_one_draw_per_cycle(sgld):
     steps = np.asarray(ensemble.stats["step_size"])  # the step of each kept draw
     peak = 0.02 / 354  # _CYCLICAL_PEAK["psgld"] / N
     assert ensemble.config["sampler_name"] == "pSGLD"
-    assert ensemble.config["thinning"] == DEMO_PLAN["psgld"]["cycle_length"] == 100
-    # every kept draw is a cycle's last step: the smallest of the cosine, eps/2 (cos(0.99 pi) + 1)
-    np.testing.assert_allclose(steps, peak / 2 * (np.cos(np.pi * 0.99) + 1), rtol=1e-4)
+    assert ensemble.config["thinning"] == DEMO_PLAN["psgld"]["cycle_length"] == 50
+    # every kept draw is a cycle's last step: the smallest of the cosine, eps/2 (cos(0.98 pi) + 1)
+    np.testing.assert_allclose(steps, peak / 2 * (np.cos(np.pi * 0.98) + 1), rtol=1e-4)
 
 
 def test_demo_psgld_passes_its_function_space_diagnostics(sgld):
@@ -66,8 +66,7 @@ def test_demo_psgld_passes_its_function_space_diagnostics(sgld):
 @pytest.mark.parametrize("seed", [104, 116])
 def test_cyclical_psgld_mixes_on_keys_where_cyclical_sgld_stopped_a_chain(problem, seed):
     """Keys on which cyclical SGLD (peak 0.3/N) lost one chain of 4 (104) and two of 16 (116)."""
-    chains = 16 if seed == 116 else 4
-    args = demo_run_args("psgld", chains=chains, draws=1600 // chains)
+    args = demo_run_args("psgld", chains=16 if seed == 116 else 4)
     ensemble = _run(problem, "psgld", args, jax.random.key(seed))
     assert bool(np.all(ensemble.chain_ok()))
     table = _function_space(_tree(problem, ensemble, "psgld"))
@@ -76,13 +75,13 @@ def test_cyclical_psgld_mixes_on_keys_where_cyclical_sgld_stopped_a_chain(proble
 
 @pytest.mark.slow
 def test_demo_psgld_bias_against_the_demo_nuts_is_small(problem, sgld):
-    """Measured: |mean difference| <= 0.18 NUTS posterior sd for f (0.57 for the log-likelihood,
-    which the minibatch noise lowers), sd ratio 0.92-1.08."""
+    """Measured: |mean difference| <= 0.24 NUTS posterior sd for f (0.65 for the log-likelihood,
+    which the minibatch noise lowers), sd ratio 0.93-1.06."""
     nuts = _function_space(_demo_run(problem, "nuts")[1])
     table = _function_space(sgld[1])
     assert (nuts["r_hat"] < 1.01).all()
     shift = np.abs(table["mean"] - nuts["mean"]) / nuts["sd"]
-    assert (shift[:-1] < 0.25).all() and shift["log_lik"] < 0.8, shift
+    assert (shift[:-1] < 0.35).all() and shift["log_lik"] < 0.9, shift
     ratio = table["sd"] / nuts["sd"]
     assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
 
