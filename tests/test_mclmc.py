@@ -7,6 +7,8 @@ target runs, with the same draws twice for a fixed key; bad arguments raise; `nu
 keeps the given L and step size.
 """
 
+import warnings
+
 import arviz_stats
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,7 @@ import pytest
 from conftest import model_file
 
 import bayesover as bo
+from bayesover.posterior._posterior import AbstractPosterior
 
 lg = model_file("linear_gaussian")
 
@@ -200,3 +203,81 @@ def test_langevin_ensemble_from_deep_ensemble_modes(problem):
         sd_error = xi.std(ddof=1) / exact_sd[i] - 1.0
         assert abs(z) < 4.0, f"coordinate {i}: mean z = {z:.2f}"
         assert abs(sd_error) < 0.10, f"coordinate {i}: sd error {100 * sd_error:+.1f}%"
+
+
+# A target whose coordinates are far from 0 against their sd (as a network's weights ~1 with
+# posterior sds ~1e-3): BlackJAX's tuners estimate the variances as E[x^2] - E[x]^2 in float32,
+# which cancels there. Before the fix (bayesover 316b4da, measured): MCLMC's tuned step was
+# exactly 0 (every tuning step NaN after a negative variance, the step shrunk until step**6
+# underflowed; chains frozen 80-340 sd from the mean), adjusted MCLMC's NaN.
+_FAR_MEAN = jnp.array([100.0, -100.0, 30.0, 1.0])
+_FAR_SD = 1e-3
+
+
+def _far(_):
+    numpyro.sample("x", dist.Normal(_FAR_MEAN, _FAR_SD))
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_tunes_where_float32_variances_cancel(name):
+    target = bo.Posterior.from_numpyro(_far, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ensemble = bo.sample(
+            target,
+            SAMPLERS[name],
+            key=jax.random.key(0),
+            num_chains=2,
+            num_warmup=100,
+            num_draws=100,
+            init={"x": _FAR_MEAN},
+            progress=False,
+        )
+    step = np.asarray(ensemble.stats["step_size"])
+    assert np.all(np.isfinite(step) & (step > 0))
+    assert not np.any(ensemble.stats["non_finite"])
+    x = np.asarray(ensemble.params["x"])
+    assert np.all(np.abs(x.mean(axis=1) - np.asarray(_FAR_MEAN)) < 5 * _FAR_SD)
+    if name == "AdjustedMCLMC":  # exact: the spread too (unadjusted mixes slowly here)
+        np.testing.assert_allclose(x.std(axis=1), _FAR_SD, rtol=0.25)
+
+
+def test_positive_metric_replaces_non_positive_entries():
+    from bayesover.inference.samplers._mclmc import _positive
+
+    out = _positive(jnp.array([2e-6, -1e-5, 0.0, jnp.nan, 3.0, jnp.inf]))
+    np.testing.assert_allclose(np.asarray(out), [2e-6, 2e-6, 2e-6, 2e-6, 3.0, 2e-6])
+    np.testing.assert_array_equal(np.asarray(_positive(jnp.array([-1.0, jnp.nan]))), [1.0, 1.0])
+
+
+class _NaNOffStart(AbstractPosterior):
+    """log p = 0 at x = 0 and NaN everywhere else."""
+
+    temperature: float = 1.0
+
+    def logdensity(self, position):
+        return jnp.where(jnp.all(position["x"] == 0.0), 0.0, jnp.nan) - 0.0 * position["x"].sum()
+
+    def initial_position(self, key=None):
+        return {"x": jnp.zeros(2)}
+
+    def constrain(self, position):
+        return position
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_a_collapsed_tuner_warns(name):
+    """A log density that is NaN everywhere but at the start: every tuning step is NaN, the
+    tuned step collapses (MCLMC: 0; adjusted: BlackJAX's floor 1e-5), and bo.sample says so."""
+    target = _NaNOffStart()
+    with pytest.warns(RuntimeWarning, match=f"{name}'s tuner returned step_size"):
+        bo.sample(
+            target,
+            SAMPLERS[name],
+            key=jax.random.key(0),
+            num_chains=1,
+            num_warmup=30,
+            num_draws=2,
+            init={"x": jnp.zeros(2)},
+            progress=False,
+        )

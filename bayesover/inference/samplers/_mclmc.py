@@ -17,12 +17,23 @@ Both kernels, their tuners and the integrator are BlackJAX's (`blackjax.mcmc.mcl
 `blackjax.adjusted_mclmc_find_L_and_step_size`); this module only binds them to a posterior and
 speaks the `(state, info)` protocol. BlackJAX works on pytree positions, so the chain's position
 is the posterior's pytree; the diagonal inverse mass matrix is over its flattened leaves
-(`jax.flatten_util.ravel_pytree` order).
+(`jax.flatten_util.ravel_pytree` order). The isokinetic McLachlan step evaluates the gradient
+twice (its last half-kick's gradient is reused by the next step): an MCLMC step costs two
+gradients, an adjusted MCLMC draw two per integration step (`n_steps`).
+
+Three things around BlackJAX's tuners are ours, each for a measured failure (10k-weight MLPs
+from MAP starts, float32): the tuners run in coordinates relative to the chain's start
+(`_shifted`: their float32 variance estimate cancels otherwise), every metric they run with and
+the tuned one pass through `_positive` (a variance estimate <= 0 made every later step NaN and
+the tuned step exactly 0), and without a given `step_size` the starting step is halved from
+BlackJAX's default until one trial step is reasonable (`initial_step` in each `build`). A tuned
+step that still collapsed (0, or adjusted's floor 1e-5) warns (`_check_tuned`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import blackjax
@@ -51,15 +62,47 @@ class MCLMCChainState(NamedTuple):
         return self.mclmc.position
 
 
+def _positive(inverse_mass_matrix: Array) -> Array:
+    """The inverse mass matrix with its entries that are not finite and > 0 replaced by its
+    smallest finite positive entry (1 if none). BlackJAX's tuners take the metric as
+    estimated (E[x^2] - E[x]^2, which rounding can make <= 0) and a non-positive entry makes
+    every later step NaN; the smallest positive variance is the cautious stand-in (those
+    coordinates then move the least). Applied to every metric the tuners run with and to the
+    tuned one."""
+    ok = jnp.isfinite(inverse_mass_matrix) & (inverse_mass_matrix > 0)
+    smallest = jnp.min(jnp.where(ok, inverse_mass_matrix, jnp.inf))
+    return jnp.where(ok, inverse_mass_matrix, jnp.where(jnp.isfinite(smallest), smallest, 1.0))
+
+
+def _with_positive_metric(kernel):
+    """`kernel` with its `inverse_mass_matrix` argument passed through `_positive` (for the
+    tuners; both BlackJAX kernels take it as the fourth positional or a keyword argument)."""
+
+    def guarded(rng_key, state, logdensity_fn, *args, inverse_mass_matrix, **kwargs):
+        return kernel(
+            rng_key,
+            state,
+            logdensity_fn,
+            *args,
+            inverse_mass_matrix=_positive(inverse_mass_matrix),
+            **kwargs,
+        )
+
+    return guarded
+
+
 def _tuned(state: MCLMCChainState, tuned_state: Any, params: Any) -> MCLMCChainState:
     """The chain after a BlackJAX tuner: its state and tuned L, step size and metric (a
-    scalar metric broadcast to the chain's shape), in the chain's dtype."""
+    scalar metric broadcast to the chain's shape, through `_positive`), in the chain's dtype."""
     dtype = state.L.dtype
     return MCLMCChainState(
         tuned_state,
         jnp.asarray(params.L, dtype),
         jnp.asarray(params.step_size, dtype),
-        jnp.asarray(params.inverse_mass_matrix, dtype) * jnp.ones_like(state.inverse_mass_matrix),
+        _positive(
+            jnp.asarray(params.inverse_mass_matrix, dtype)
+            * jnp.ones_like(state.inverse_mass_matrix)
+        ),
     )
 
 
@@ -116,6 +159,81 @@ def _check_fractions(names_values):
             raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
 
 
+def _shifted(logdensity, origin):
+    """`z -> logdensity(origin + z)`: the posterior in coordinates relative to `origin`.
+
+    BlackJAX's tuners estimate the posterior variances (the diagonal inverse mass matrix) as
+    E[x^2] - E[x]^2 from step-size-weighted running averages. In float32 that difference
+    cancels catastrophically when a coordinate's sd is small against its value: on a 10k-weight
+    MLP from MAP starts (weights ~1, some sds ~1e-3) about 20 of the 10,089 "variances" came out
+    negative (~ -1e-5), every later step of the tuner was NaN, each NaN step shrinks the step
+    size by 0.8, and once step**6 underflowed the tuner's step was exactly 0 (a frozen chain).
+    A translation changes neither the dynamics nor the tuner, only the rounding: relative to the
+    chain's start the coordinates are as small as the chain's travel, and the difference does
+    not cancel (measured: no non-positive variance, tuned steps 0.7-1.4 on the same runs)."""
+
+    def shifted(z):
+        return logdensity(jax.tree.map(jnp.add, origin, z))
+
+    return shifted
+
+
+def _tune_relative_to_start(tune, blackjax_state):
+    """Run `tune(shifted_logdensity, shifted_state) -> (state, params)` in coordinates relative
+    to the chain's current position (`_shifted`); return the tuned state back in x."""
+    origin = blackjax_state.position
+    zero = jax.tree.map(jnp.zeros_like, origin)
+
+    def relative(logdensity):
+        return _shifted(logdensity, origin)
+
+    tuned, params = tune(relative, blackjax_state._replace(position=zero))
+    return tuned._replace(position=jax.tree.map(jnp.add, origin, tuned.position)), params
+
+
+def _halve_until(ok, step_size, max_halvings=40):
+    """The first of `step_size * 2**-k` (k = 0, 1, ..., max_halvings) for which `ok(step)`
+    holds (a traced bool); the last one if none does. A `lax.while_loop`: under `vmap` each
+    chain keeps its own step."""
+
+    def cond(carry):
+        _, good, k = carry
+        return ~good & (k < max_halvings)
+
+    def body(carry):
+        step, _, k = carry
+        step = step / 2
+        return step, ok(step), k + 1
+
+    return jax.lax.while_loop(cond, body, (step_size, ok(step_size), 0))[0]
+
+
+def _warn(message):
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _check_tuned(name, state: MCLMCChainState, floor: float) -> None:
+    """Warn (from the host, once per chain, through `jax.debug.callback`) when the tuned step
+    size is not finite and > `floor` (BlackJAX's adjusted tuner clamps the step at 1e-5), or L
+    is not finite and > 0: such a chain does not move, or every draw diverges."""
+
+    def report(step_size, L):
+        step_size, L = float(step_size), float(L)
+        if math.isfinite(step_size) and step_size > floor * 1.001 and math.isfinite(L) and L > 0:
+            return
+        _warn(
+            f"{name}'s tuner returned step_size={step_size!r} and L={L!r}: the chain will not "
+            "move, or every draw diverges. BlackJAX's tuners shrink the step after each tuning "
+            "step that reached a non-finite log density, position or energy (unadjusted: by 0.8 "
+            "until step**6 underflows to 0; adjusted: dual averaging down to its floor 1e-5): "
+            "the log density or its gradient is not finite near the start (check "
+            "posterior.logdensity there), or the start is far outside the typical set (start "
+            "from init='map', or give a smaller `step_size`)."
+        )
+
+    jax.debug.callback(report, state.step_size, state.L)
+
+
 class MCLMC(AbstractSampler):
     """`bo.MCLMC(L=None, step_size=None, desired_energy_var=5e-4, diagonal_preconditioning=True,
     frac_tune1=0.1, frac_tune2=0.1, frac_tune3=0.1)`: unadjusted microcanonical Langevin.
@@ -127,8 +245,10 @@ class MCLMC(AbstractSampler):
     estimated, which set the diagonal inverse mass matrix and L = sqrt(sum of variances) (with
     preconditioning: sqrt(d)), then a third of that many steps to readapt the step size;
     (3) L = 0.4 * step_size * (integrated autocorrelation time, from the ESS of phase 3's
-    draws). `L` and `step_size` are the starting values (BlackJAX's sqrt(d) and 0.25 sqrt(d)
-    when None); with `num_warmup=0` they are used as given, with a unit mass matrix.
+    draws). `L` and `step_size` are the starting values (BlackJAX's sqrt(d) when L is None;
+    when step_size is None, the first of 0.25 sqrt(d) * 2**-k whose trial step from the start
+    raises the energy by at most sqrt(d * desired_energy_var)); with `num_warmup=0` they are used
+    as given (0.25 sqrt(d) when None), with a unit mass matrix. Each step costs two gradients.
     """
 
     L: float | None = None
@@ -179,6 +299,9 @@ class MCLMC(AbstractSampler):
         def warmup(rng_key, state, num_steps):
             if num_steps == 0:
                 return state
+            start_key, rng_key = jax.random.split(rng_key)
+            if self.step_size is None:
+                state = state._replace(step_size=initial_step(start_key, state))
             # the tuner runs round(num_steps * frac) steps per phase (phase 2 a third more with
             # preconditioning): normalise the fractions so that the phases add up to num_steps
             total = (
@@ -186,20 +309,47 @@ class MCLMC(AbstractSampler):
                 + self.frac_tune2 * (4 / 3 if self.diagonal_preconditioning else 1)
                 + self.frac_tune3
             )
-            tuned_state, params, _ = blackjax.mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel,
-                num_steps=num_steps,
-                state=state.mclmc,
-                rng_key=rng_key,
-                logdensity_fn=logdensity,
-                frac_tune1=self.frac_tune1 / total,
-                frac_tune2=self.frac_tune2 / total,
-                frac_tune3=self.frac_tune3 / total,
-                desired_energy_var=self.desired_energy_var,
-                diagonal_preconditioning=self.diagonal_preconditioning,
-                params=MCLMCAdaptationState(state.L, state.step_size, state.inverse_mass_matrix),
-            )
-            return _tuned(state, tuned_state, params)
+
+            def tune(relative, blackjax_state):
+                tuned_state, params, _ = blackjax.mclmc_find_L_and_step_size(
+                    mclmc_kernel=_with_positive_metric(kernel),
+                    num_steps=num_steps,
+                    state=blackjax_state,
+                    rng_key=rng_key,
+                    logdensity_fn=relative(logdensity),
+                    frac_tune1=self.frac_tune1 / total,
+                    frac_tune2=self.frac_tune2 / total,
+                    frac_tune3=self.frac_tune3 / total,
+                    desired_energy_var=self.desired_energy_var,
+                    diagonal_preconditioning=self.diagonal_preconditioning,
+                    params=MCLMCAdaptationState(
+                        state.L, state.step_size, state.inverse_mass_matrix
+                    ),
+                )
+                return tuned_state, params
+
+            tuned = _tuned(state, *_tune_relative_to_start(tune, state.mclmc))
+            _check_tuned("MCLMC", tuned, 0.0)
+            return tuned
+
+        def initial_step(rng_key, state):
+            """The first of 0.25 sqrt(d) * 2**-k whose one trial step from the start (not
+            taken) raises the energy by at most sqrt(d * desired_energy_var), the tuner's
+            target error: from a mode BlackJAX's 0.25 sqrt(d) can throw the chain far out
+            (a 10k-weight MLP from a MAP start: log density -1.4e4 -> -1.5e6 in one step),
+            while a step that lowers the energy (downhill, from a start outside the typical
+            set) is kept."""
+            dim = state.inverse_mass_matrix.shape[0]
+
+            def ok(step_size):
+                _, info = kernel(
+                    rng_key, state.mclmc, logdensity, state.inverse_mass_matrix, state.L, step_size
+                )
+                return info.nonans & (
+                    info.energy_change <= math.sqrt(dim * self.desired_energy_var)
+                )
+
+            return _halve_until(ok, state.step_size)
 
         def step(rng_key, state):
             new, info = kernel(
@@ -245,8 +395,20 @@ class AdjustedMCLMC(AbstractSampler):
     `target_acceptance_rate`, then the same while the posterior variances are estimated (the
     diagonal inverse mass matrix), then dual averaging again with that metric; throughout,
     L = `num_integration_steps` * step_size (BlackJAX's avg-preserving calibration: the mean
-    trajectory has `num_integration_steps` steps). `step_size` is the starting value
-    (BlackJAX's 0.2 sqrt(d) when None); with `num_warmup=0` it is used as given.
+    trajectory has `num_integration_steps` steps). `step_size` is the starting value; when None,
+    the first of BlackJAX's 0.2 sqrt(d) * 2**-k whose trial draw from the start is accepted with
+    probability >= `target_acceptance_rate` (BlackJAX's first pass holds L = 2 x the starting
+    step while it shrinks the step, so from 0.2 sqrt(d) its trajectories grew to thousands of
+    steps: 981-weight MLP, MAP starts, 2 chains, compiled: 100 warm-up steps 27.7 s against
+    0.4 s from the halved step, 500 steps 72.6 s against 0.7 s). With `num_warmup=0` it is
+    used as given (0.2 sqrt(d) when None). Each integration step costs two gradients.
+
+    Measured limitation: on networks a short warm-up from the halved step leaves the chains far
+    from equilibrium (981 weights, MAP starts 1,000 Adam steps short of the mode, log density
+    -1,120 / -1,476: after 500 warm-up steps the draws sit at -1,220 to -1,160 (from step 0.1:
+    -1,050 to -1,000) against -870 after BlackJAX's slow long-trajectory warm-up, at acceptance
+    0.98-0.99 against the target 0.9); give it more warm-up steps (5,000 took 4.4 s there and
+    reached -935).
     """
 
     target_acceptance_rate: float = 0.9
@@ -297,22 +459,54 @@ class AdjustedMCLMC(AbstractSampler):
         def warmup(rng_key, state, num_steps):
             if num_steps == 0:
                 return state
+            start_key, rng_key = jax.random.split(rng_key)
+            if self.step_size is None:
+                step_size = initial_step(start_key, state)
+                state = state._replace(
+                    L=self.num_integration_steps * step_size, step_size=step_size
+                )
             total = 2 * self.frac_tune1 + self.frac_tune2  # pass 1 + variances + pass 2
-            tuned_state, params, _ = blackjax.adjusted_mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel,
-                logdensity_fn=logdensity,
-                num_steps=num_steps,
-                state=state.mclmc,
-                rng_key=rng_key,
-                target=self.target_acceptance_rate,
-                frac_tune1=self.frac_tune1 / total,
-                frac_tune2=self.frac_tune2 / total,
-                frac_tune3=0.0,
-                diagonal_preconditioning=self.diagonal_preconditioning,
-                params=MCLMCAdaptationState(state.L, state.step_size, state.inverse_mass_matrix),
-                target_num_integration_steps=self.num_integration_steps,
-            )
-            return _tuned(state, tuned_state, params)
+
+            def tune(relative, blackjax_state):
+                tuned_state, params, _ = blackjax.adjusted_mclmc_find_L_and_step_size(
+                    mclmc_kernel=_with_positive_metric(kernel),
+                    logdensity_fn=relative(logdensity),
+                    num_steps=num_steps,
+                    state=blackjax_state,
+                    rng_key=rng_key,
+                    target=self.target_acceptance_rate,
+                    frac_tune1=self.frac_tune1 / total,
+                    frac_tune2=self.frac_tune2 / total,
+                    frac_tune3=0.0,
+                    diagonal_preconditioning=self.diagonal_preconditioning,
+                    params=MCLMCAdaptationState(
+                        state.L, state.step_size, state.inverse_mass_matrix
+                    ),
+                    target_num_integration_steps=self.num_integration_steps,
+                )
+                return tuned_state, params
+
+            tuned = _tuned(state, *_tune_relative_to_start(tune, state.mclmc))
+            _check_tuned("AdjustedMCLMC", tuned, 1e-5)
+            return tuned
+
+        def initial_step(rng_key, state):
+            """The first of 0.2 sqrt(d) * 2**-k whose one trial draw from the start (not
+            taken; mean `num_integration_steps` steps) has acceptance rate >=
+            target_acceptance_rate."""
+
+            def ok(step_size):
+                _, info = kernel(
+                    rng_key,
+                    state.mclmc,
+                    logdensity,
+                    step_size,
+                    inverse_mass_matrix=state.inverse_mass_matrix,
+                    integration_steps_params=(self.num_integration_steps,),
+                )
+                return info.acceptance_rate >= self.target_acceptance_rate
+
+            return _halve_until(ok, state.step_size)
 
         def step(rng_key, state):
             new, info = kernel(
