@@ -26,7 +26,7 @@ from MAP starts, float32): the tuners run in coordinates relative to the chain's
 (`_shifted`: their float32 variance estimate cancels otherwise), every metric they run with and
 the tuned one pass through `_positive` (a variance estimate <= 0 made every later step NaN and
 the tuned step exactly 0), and without a given `step_size` the starting step is halved from
-BlackJAX's default until one trial step is reasonable (`initial_step` in each `build`). A tuned
+BlackJAX's default until one trial step is reasonable (unadjusted only: `initial_step`). A tuned
 step that still collapsed (0, or adjusted's floor 1e-5) warns (`_check_tuned`).
 """
 
@@ -249,6 +249,11 @@ class MCLMC(AbstractSampler):
     when step_size is None, the first of 0.25 sqrt(d) * 2**-k whose trial step from the start
     raises the energy by at most sqrt(d * desired_energy_var)); with `num_warmup=0` they are used
     as given (0.25 sqrt(d) when None), with a unit mass matrix. Each step costs two gradients.
+
+    Without an accept step a chain that starts outside the typical set may never reach it:
+    on posteriordb's blr (posterior sds ~0.001) chains from prior starts, and one of four from
+    `init="map"` after 1,000 Adam steps, were still out after 2,000 warm-up steps; from
+    `init="map", map_steps=10_000` all matched the reference (`tests/test_posteriordb_mclmc.py`).
     """
 
     L: float | None = None
@@ -395,20 +400,16 @@ class AdjustedMCLMC(AbstractSampler):
     `target_acceptance_rate`, then the same while the posterior variances are estimated (the
     diagonal inverse mass matrix), then dual averaging again with that metric; throughout,
     L = `num_integration_steps` * step_size (BlackJAX's avg-preserving calibration: the mean
-    trajectory has `num_integration_steps` steps). `step_size` is the starting value; when None,
-    the first of BlackJAX's 0.2 sqrt(d) * 2**-k whose trial draw from the start is accepted with
-    probability >= `target_acceptance_rate` (BlackJAX's first pass holds L = 2 x the starting
-    step while it shrinks the step, so from 0.2 sqrt(d) its trajectories grew to thousands of
-    steps: 981-weight MLP, MAP starts, 2 chains, compiled: 100 warm-up steps 27.7 s against
-    0.4 s from the halved step, 500 steps 72.6 s against 0.7 s). With `num_warmup=0` it is
-    used as given (0.2 sqrt(d) when None). Each integration step costs two gradients.
+    trajectory has `num_integration_steps` steps). `step_size` is the starting value
+    (BlackJAX's 0.2 sqrt(d) when None); with `num_warmup=0` it is used as given. Each
+    integration step costs two gradients.
 
-    Measured limitation: on networks a short warm-up from the halved step leaves the chains far
-    from equilibrium (981 weights, MAP starts 1,000 Adam steps short of the mode, log density
-    -1,120 / -1,476: after 500 warm-up steps the draws sit at -1,220 to -1,160 (from step 0.1:
-    -1,050 to -1,000) against -870 after BlackJAX's slow long-trajectory warm-up, at acceptance
-    0.98-0.99 against the target 0.9); give it more warm-up steps (5,000 took 4.4 s there and
-    reached -935).
+    Measured: BlackJAX's first tuning pass holds L = 2 x the starting step while it shrinks the
+    step, so on networks from 0.2 sqrt(d) its trajectories grow to thousands of steps (981-weight
+    MLP, MAP starts, 2 chains: 100 warm-up steps 27.7 s against 0.4 s from step 0.1); give such
+    targets a smaller `step_size`. Halving the default start step until one trial draw is
+    accepted (tried, not kept) leaves chains that start outside the typical set there: it broke
+    three posteriordb references (sblri, sblrc, kidiq: sd errors up to 10^6 %, bulk ESS 4-7).
     """
 
     target_acceptance_rate: float = 0.9
@@ -459,12 +460,6 @@ class AdjustedMCLMC(AbstractSampler):
         def warmup(rng_key, state, num_steps):
             if num_steps == 0:
                 return state
-            start_key, rng_key = jax.random.split(rng_key)
-            if self.step_size is None:
-                step_size = initial_step(start_key, state)
-                state = state._replace(
-                    L=self.num_integration_steps * step_size, step_size=step_size
-                )
             total = 2 * self.frac_tune1 + self.frac_tune2  # pass 1 + variances + pass 2
 
             def tune(relative, blackjax_state):
@@ -489,24 +484,6 @@ class AdjustedMCLMC(AbstractSampler):
             tuned = _tuned(state, *_tune_relative_to_start(tune, state.mclmc))
             _check_tuned("AdjustedMCLMC", tuned, 1e-5)
             return tuned
-
-        def initial_step(rng_key, state):
-            """The first of 0.2 sqrt(d) * 2**-k whose one trial draw from the start (not
-            taken; mean `num_integration_steps` steps) has acceptance rate >=
-            target_acceptance_rate."""
-
-            def ok(step_size):
-                _, info = kernel(
-                    rng_key,
-                    state.mclmc,
-                    logdensity,
-                    step_size,
-                    inverse_mass_matrix=state.inverse_mass_matrix,
-                    integration_steps_params=(self.num_integration_steps,),
-                )
-                return info.acceptance_rate >= self.target_acceptance_rate
-
-            return _halve_until(ok, state.step_size)
 
         def step(rng_key, state):
             new, info = kernel(
