@@ -1,6 +1,6 @@
 """The samplers side by side: ESS per gradient, ESS/s and test NLL at equal wall time.
 
-Run from the repository root (about 20 minutes on a shared 2-core CPU):
+Run from the repository root (about 50 minutes on a shared 2-core CPU):
 
     .venv/bin/python benchmarks/samplers.py            # writes its section of RESULTS.md
     .venv/bin/python benchmarks/samplers.py --quick    # tiny sizes, prints only (< 2 min)
@@ -823,7 +823,7 @@ def configs(quick):
             512,
             dict(
                 base,
-                budget=12.0,
+                budget=20.0,
                 repeats=2,
                 depth=8,
                 warmup=100,
@@ -844,7 +844,7 @@ def configs(quick):
             512,
             dict(
                 base,
-                budget=15.0,
+                budget=40.0,
                 repeats=2,
                 depth=7,
                 warmup=100,
@@ -865,7 +865,7 @@ def configs(quick):
             256,
             dict(
                 base,
-                budget=30.0,
+                budget=60.0,
                 repeats=1,
                 depth=5,
                 warmup=40,
@@ -876,7 +876,7 @@ def configs(quick):
                 chunk_nuts=5,
                 chunk_mclmc=10,
                 chunk_sgld=10,
-                max_draws=120,
+                max_draws=200,
             ),
         ),
     ]
