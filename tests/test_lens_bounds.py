@@ -167,3 +167,25 @@ def test_chain_from_a_splitting_curve():
     assert np.all(estimated.holds)
     error = np.abs(estimated.exp_integral_bound - reference.exp_integral_bound)
     assert np.all(error <= 3 * estimated.exp_integral_stderr + 0.05), error
+
+
+def test_bounds_use_only_reliable_points(exact_curve):
+    """An unreliable point (here a wildly wrong one) is left out, and `eps_used` says so."""
+    log_w = exact_curve.log_weight.copy()
+    log_w[0] = log_w[0] - 50.0
+    reliable = np.ones(log_w.size, bool)
+    reliable[0] = False
+    reasons = tuple("moves failed" if not r else "" for r in reliable)
+    curve = WeightCurve(exact_curve.eps, log_w, np.zeros_like(log_w), "exact", 0,
+                        reliable=reliable, reasons=reasons)  # fmt: skip
+    trimmed = WeightCurve(exact_curve.eps[1:], exact_curve.log_weight[1:],
+                          np.zeros(log_w.size - 1), "exact", 0)  # fmt: skip
+    got, want = bounds(n=NS, weight_curve=curve), bounds(n=NS, weight_curve=trimmed)
+    np.testing.assert_allclose(got.exp_integral_bound, want.exp_integral_bound)
+    np.testing.assert_array_equal(got.eps_used, exact_curve.eps[1:])
+    assert "reliable points" in str(got)
+    assert got.to_dataset().attrs["num_eps_used"] == log_w.size - 1
+    none = WeightCurve(exact_curve.eps, log_w, np.zeros_like(log_w), "exact", 0,
+                       reliable=np.zeros(log_w.size, bool))  # fmt: skip
+    with pytest.raises(ValueError, match="reliable"):
+        bounds(n=NS, weight_curve=none)

@@ -66,8 +66,9 @@ def test_splitting_matches_gaussian_location(location):
 def test_weight_curve_dataset_and_str(location):
     _, _, eps, curve = location
     ds = curve.to_dataset()
-    assert set(ds.data_vars) == {"neg_log_weight", "neg_log_weight_stderr"}
+    assert set(ds.data_vars) == {"neg_log_weight", "neg_log_weight_stderr", "reliable"}
     assert ds["neg_log_weight"].dims == ("eps",)
+    assert curve.reliable.all() and curve.reasons == ("",) * eps.size
     np.testing.assert_allclose(ds["neg_log_weight"].values, -curve.log_weight)
     assert "splitting" in str(curve) and "UNRELIABLE" not in str(curve)
 
@@ -78,6 +79,63 @@ def test_flat_kl_is_flagged_collapsed(location):
     curve = weight_curve(posterior, flat, eps, key=jax.random.key(1), num_particles=500)
     assert curve.collapsed
     assert "UNRELIABLE" in str(curve) and "flat" in curve.diagnostics["reason"]
+
+
+def test_splitting_flags_each_point(location):
+    """A level cap stops the splitting early: the points above the last level stay reliable
+    (and right), the ones below say why they are not; the curve is not collapsed."""
+    posterior, kl, eps, _ = location
+    curve = weight_curve(posterior, kl, eps, key=jax.random.key(0), num_particles=500,
+                         num_runs=2, max_levels=6)  # fmt: skip
+    assert 0 < curve.reliable.sum() < eps.size and not curve.collapsed
+    assert np.all(np.diff(curve.reliable.astype(int)) >= 0)  # unreliable at the small eps only
+    bad = [r for r, ok in zip(curve.reasons, curve.reliable, strict=True) if not ok]
+    assert all("max_levels" in r or "reached" in r for r in bad), bad
+    exact = np.array([cf.gaussian_location_log_weight(e, MU0, SIGMA, A) for e in eps])
+    error = np.abs(curve.log_weight - exact)[curve.reliable]
+    assert np.all(error <= np.maximum(3 * curve.log_weight_stderr[curve.reliable], 0.1))
+    assert "points reliable" in str(curve)
+
+
+def test_tempering_matches_gaussian_location(location):
+    posterior, kl, eps, _ = location
+    curve = weight_curve(posterior, kl, eps, key=jax.random.key(6), method="tempering",
+                         num_particles=500, num_runs=4)  # fmt: skip
+    exact = np.array([cf.gaussian_location_log_weight(e, MU0, SIGMA, A) for e in eps])
+    assert curve.method == "tempering" and curve.reliable.all() and not curve.collapsed
+    assert_matches(curve, exact)
+    assert "tempering" in str(curve) and "stages" in str(curve)
+
+
+def test_tempering_matches_linear_gaussian_d20():
+    """d = 20 down to log W ~ -63 (eps = 1e-3): about 30 stages of HMC moves."""
+    problem, kl, args = _linear_gaussian(20)
+    eps = np.logspace(-3, 0.5, 6)
+    curve = weight_curve(problem.posterior, kl, eps, key=jax.random.key(5), method="tempering",
+                         num_particles=500, num_runs=4)  # fmt: skip
+    exact = np.array([cf.linear_gaussian_log_weight(e, *args) for e in eps])
+    assert exact.min() < -60
+    assert_matches(curve, exact, floor=0.3)
+    assert curve.reliable.all()
+
+
+def test_tempering_flags_points_it_did_not_reach(location):
+    posterior, kl, eps, _ = location
+    curve = weight_curve(posterior, kl, eps, key=jax.random.key(7), method="tempering",
+                         num_particles=200, num_runs=2, max_stages=3)  # fmt: skip
+    assert not curve.reliable[0] and curve.reliable[-1]
+    assert "max_stages" in curve.reasons[0] or "ESS" in curve.reasons[0]
+
+
+def _linear_gaussian(d):
+    problem = cf.linear_gaussian_problem(jax.random.key(1), 10, d)
+    w0 = jnp.asarray(problem.w0, jnp.float32)
+    scale = problem.input_cov_scale / (2 * problem.sigma**2)
+
+    def kl(position):
+        return scale * jnp.sum((position["w"] - w0) ** 2)
+
+    return problem, kl, (problem.w0, problem.s, problem.sigma, problem.input_cov_scale)
 
 
 def test_laplace_matches_gaussian_location_at_small_eps(location):
@@ -118,6 +176,10 @@ def test_bad_arguments_raise(location):
         weight_curve(posterior, 1.0, eps, key=jax.random.key(0))
     with pytest.raises(ValueError, match="fraction"):
         weight_curve(posterior, kl, eps, key=jax.random.key(0), fraction=1.5)
+    with pytest.raises(ValueError, match="beta_max"):
+        weight_curve(posterior, kl, eps, key=jax.random.key(0), method="tempering", beta_max=-1)
+    with pytest.raises(ValueError, match="target_ess"):
+        weight_curve(posterior, kl, eps, key=jax.random.key(0), method="tempering", target_ess=2)
 
 
 def _teacher_student(num_points=64, sigma=0.5):

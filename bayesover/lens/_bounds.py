@@ -46,6 +46,7 @@ class Bounds:
     `margin_regret` (exp-integral - regret) and `margin_resolvability` (resolvability -
     exp-integral); `holds` (regret <= exp-integral <= resolvability within `num_stderr`
     standard errors; without a regret only the second); `tail_fraction`; `tail`.
+    `eps_used`: the grid points of the curve the bounds used (its reliable, finite ones).
     Standard errors of the bounds treat the curve's errors as perfectly correlated along eps
     (splitting errors accumulate level by level), so they are sums of weighted stderrs.
     """
@@ -64,6 +65,7 @@ class Bounds:
     tail_fraction: np.ndarray
     tail: str
     num_stderr: float
+    eps_used: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def __str__(self) -> str:
         lines = ["n        regret            exp-integral      resolvability   eps*      holds"]
@@ -73,6 +75,11 @@ class Bounds:
                 f"{self.exp_integral_bound[i]:7.3f} ± {self.exp_integral_stderr[i]:<6.3f}  "
                 f"{self.resolvability_bound[i]:7.3f}        {self.eps_star[i]:<8.3g}  "
                 f"{bool(self.holds[i])}"
+            )
+        if self.eps_used.size:
+            lines.append(
+                f"(from {self.eps_used.size} reliable points of the W curve, eps in "
+                f"[{self.eps_used.min():.3g}, {self.eps_used.max():.3g}])"
             )
         return "\n".join(lines)
 
@@ -97,7 +104,13 @@ class Bounds:
         return xr.Dataset(
             {name: ("n", np.asarray(getattr(self, name))) for name in names},
             coords={"n": self.n},
-            attrs={"tail": self.tail, "num_stderr": self.num_stderr},
+            attrs={
+                "tail": self.tail,
+                "num_stderr": self.num_stderr,
+                "eps_used_min": float(self.eps_used.min()) if self.eps_used.size else np.nan,
+                "eps_used_max": float(self.eps_used.max()) if self.eps_used.size else np.nan,
+                "num_eps_used": int(self.eps_used.size),
+            },
         )
 
 
@@ -118,7 +131,8 @@ def bounds(
     **Arguments:**
 
     - `n`: sample sizes (an int or a 1-D array); default: `regret.n`.
-    - `weight_curve`: a `WeightCurve` (its NaN points are dropped).
+    - `weight_curve`: a `WeightCurve`; only its `reliable`, finite points are used (which:
+      `Bounds.eps_used`).
     - `regret`: a `RegretResult` (fields `n`, `regret`, `regret_stderr`; its values at `n` are
       used, all of them when `n` is None), or numbers, one per n
       (with `regret_stderr`, default 0: e.g. an exact expected regret), or None.
@@ -178,6 +192,7 @@ def bounds(
         tail_fraction=np.array(tail_fraction),
         tail=tail,
         num_stderr=float(num_stderr),
+        eps_used=eps,
     )
 
 
@@ -220,9 +235,13 @@ def _per_n(values, m, name):
 
 
 def _curve(curve: WeightCurve):
-    keep = np.isfinite(curve.log_weight)
+    """The curve's reliable, finite points (eps, log W made monotone and <= 0, stderr)."""
+    keep = np.isfinite(curve.log_weight) & np.asarray(curve.reliable, bool)
     if keep.sum() < 2:
-        raise ValueError("`weight_curve` has fewer than 2 finite points.")
+        raise ValueError(
+            f"`weight_curve` has {int(keep.sum())} reliable finite points; the bounds need 2 "
+            f"(see `weight_curve.reasons`)."
+        )
     eps = np.asarray(curve.eps, np.float64)[keep]
     log_w = np.minimum(np.maximum.accumulate(np.asarray(curve.log_weight, np.float64)[keep]), 0.0)
     se = np.nan_to_num(np.asarray(curve.log_weight_stderr, np.float64)[keep])

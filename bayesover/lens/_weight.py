@@ -48,6 +48,7 @@ from bayesover.inference.samplers._moves import random_walk_metropolis
 from bayesover.lens._kl import as_kl
 from bayesover.lens._lanczos import top_eigenpairs
 from bayesover.lens._target import Target, as_target
+from bayesover.lens._weight_tempering import tempering_runs
 from bayesover.posterior._posterior import AbstractPosterior
 
 _COLLAPSE_ACCEPTANCE = 0.01
@@ -78,9 +79,14 @@ class WeightCurve:
       `correlation` (rank correlation of K before/after), `steps`, `levels` L_k and `log_mass`
       log W(L_k); `runs` (the per-run curves), `poorly_mixed`, `reason` when collapsed;
       laplace `eigenvalues`, `stiff` (directions counted per eps), `log_prior_density`.
-    - `collapsed`: the estimate is not to be trusted: the Metropolis moves stopped (acceptance
-      < 1% or fewer than half the particles moved at a level), fewer than 2 particles survived a
-      level (a plateau of K), or the level cap was hit before min(eps).
+    - `collapsed`: no point of the curve is to be trusted (none is `reliable`).
+    - `reliable`: `(G,)` bool, per eps: the estimate there rests only on moves that worked.
+      Splitting: the point was assigned at a stage every earlier level of whose Metropolis
+      moves passed (acceptance >= 1%, at least half the particles moved, mixing >= 0.25), not
+      below a plateau of K or the level cap, in every run. Tempering: its stage's importance
+      weights have ESS >= `min_ess` and the HMC acceptance stayed >= 5% up to that stage, in
+      every run. `bounds` uses only the reliable points.
+    - `reasons`: `(G,)` strings, why each unreliable point is not reliable ('' where it is).
     """
 
     eps: np.ndarray
@@ -90,18 +96,35 @@ class WeightCurve:
     num_levels: int
     diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
     collapsed: bool = False
+    reliable: np.ndarray | None = None
+    reasons: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        finite = np.isfinite(np.asarray(self.log_weight))
+        reliable = finite if self.reliable is None else np.asarray(self.reliable, bool) & finite
+        reasons = tuple(self.reasons) or tuple("" if r else "not estimated" for r in finite)
+        object.__setattr__(self, "reliable", reliable)
+        object.__setattr__(self, "reasons", reasons)
 
     def __str__(self) -> str:
         lo, hi = float(self.eps[0]), float(self.eps[-1])
         finite = self.log_weight[np.isfinite(self.log_weight)]
         low = float(finite.min()) if finite.size else math.nan
+        unit = "stages" if self.method == "tempering" else "levels"
         text = (
             f"WeightCurve({self.method}: log W from {low:.2f} to "
             f"{float(np.nanmax(self.log_weight)):.2f} nats over eps in [{lo:.3g}, {hi:.3g}], "
-            f"{self.eps.size} points, {self.num_levels} levels)"
+            f"{self.eps.size} points, {self.num_levels} {unit})"
         )
         if self.collapsed:
             text += f" [UNRELIABLE: {self.diagnostics.get('reason', 'collapsed')}]"
+        elif not self.reliable.all():
+            first = next(r for r, ok in zip(self.reasons, self.reliable, strict=True) if not ok)
+            good = self.eps[self.reliable]
+            text += (
+                f" [{int(self.reliable.sum())} of {self.eps.size} points reliable, eps in "
+                f"[{good.min():.3g}, {good.max():.3g}]; the others: {first}]"
+            )
         elif self.diagnostics.get("poorly_mixed", False):
             text += (
                 " [WARNING: poorly mixed at some level (log W likely too high); "
@@ -117,6 +140,7 @@ class WeightCurve:
             {
                 "neg_log_weight": ("eps", -self.log_weight),
                 "neg_log_weight_stderr": ("eps", self.log_weight_stderr),
+                "reliable": ("eps", np.asarray(self.reliable, np.int8)),
             },
             coords={"eps": self.eps},
             attrs={"method": self.method, "collapsed": int(self.collapsed)},
@@ -153,6 +177,12 @@ def weight_curve(
     optimize_steps: int = 2000,
     num_eigs: int = 50,
     num_prior_draws: int = 4096,
+    num_integration_steps: int = 5,
+    target_ess: float = 0.5,
+    max_stages: int = 2000,
+    beta_max: float | None = None,
+    step_size: float = 0.5,
+    min_ess: float | None = None,
 ) -> WeightCurve:
     """log W(eps), W(eps) = w{theta : K(theta) <= eps}, on the grid `eps`.
 
@@ -163,7 +193,17 @@ def weight_curve(
       exact KL).
     - `eps`: the grid, values > 0 (returned sorted).
     - `key`: a JAX PRNG key.
-    - `method`: `"splitting"` (see the module docstring) or `"laplace"`.
+    - `method`: `"splitting"` (see the module docstring), `"tempering"` or `"laplace"`.
+
+    Tempering (`bayesover.lens._weight_tempering`; the one that scales with d): adaptive
+    tempered SMC on w e^(-beta K), beta: 0 -> until half the particles have K <= min(eps)
+    (or `beta_max`, default 10 d / min(eps), or `max_stages`), `num_particles` N, ESS
+    `target_ess` N per stage, `num_mcmc_steps` HMC steps of `num_integration_steps` leapfrog
+    steps per stage (initial whitened step `step_size`, then tuned to acceptance 0.65), then
+    log W(eps) = log Z(beta_j) + log mean_i e^(beta_j K_i) 1{K_i <= eps} at the stage j whose
+    weights have the largest ESS; points whose ESS is below `min_ess` (default max(10,
+    N / 50)) are not `reliable`. Cost: about sqrt(d_eff / 2) log(beta_end / beta_1) stages of
+    N * num_mcmc_steps * num_integration_steps gradients of log w - beta K.
 
     Splitting: `num_particles` N, `num_runs`, `fraction` rho (survivors per level),
     `num_mcmc_steps` (a block of Metropolis steps), `max_mcmc_steps` per level (default
@@ -213,11 +253,81 @@ def weight_curve(
             target_acceptance=target_acceptance,
             full_covariance_max=full_covariance_max,
         )
+    if method == "tempering":
+        return _tempering(
+            target,
+            kl,
+            grid,
+            key,
+            num_particles=check_int("num_particles", num_particles, 2),
+            num_runs=check_int("num_runs", num_runs, 1),
+            num_mcmc_steps=check_int("num_mcmc_steps", num_mcmc_steps, 1),
+            num_integration_steps=check_int("num_integration_steps", num_integration_steps, 1),
+            target_ess=check_fraction("target_ess", target_ess),
+            max_stages=check_int("max_stages", max_stages, 1),
+            beta_max=None if beta_max is None else _positive("beta_max", beta_max),
+            step_size=_positive("step_size", step_size),
+            min_ess=(
+                max(10.0, num_particles / 50) if min_ess is None else _positive("min_ess", min_ess)
+            ),
+        )
     if method == "laplace":
         return _laplace(
             target, kl, grid, key, truth_position, optimize_steps, num_eigs, num_prior_draws
         )
-    raise ValueError(f"`method` must be 'splitting' or 'laplace', got {method!r}.")
+    raise ValueError(
+        f"`method` must be 'splitting', 'tempering' or 'laplace', got {method!r}."
+    )
+
+
+def _positive(name: str, value: Any) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+    return number
+
+
+# ---------------------------------------------------------------------------- tempering
+
+
+def _tempering(target, kl, grid, key, **options) -> WeightCurve:
+    runs, beta_max = tempering_runs(target, kl, grid, key, stop_fraction=0.5, **options)
+    log_w = np.stack([r["log_weight"] for r in runs])
+    num_runs = len(runs)
+    reasons = tuple(
+        next((r["reason"][g] for r in runs if r["reason"][g]), "") for g in range(grid.size)
+    )
+    reliable = np.array([not text for text in reasons]) & np.all(np.isfinite(log_w), axis=0)
+    mean = np.mean(log_w, axis=0)
+    stderr = (
+        np.std(log_w, axis=0, ddof=1) / math.sqrt(num_runs)
+        if num_runs > 1
+        else np.full_like(mean, np.nan)
+    )
+    diagnostics: dict[str, Any] = {
+        "runs": log_w,
+        "ess": np.stack([r["ess"] for r in runs]),
+        "stage": np.stack([r["stage"] for r in runs]),
+        "num_stages_per_run": np.array([r["num_stages"] for r in runs]),
+        "beta": [r["beta"] for r in runs],
+        "log_z": [r["log_z"] for r in runs],
+        "acceptance": [r["acceptance"] for r in runs],
+        "step_size": [r["step_size"] for r in runs],
+        "beta_max": beta_max,
+    }
+    if not reliable.any():
+        diagnostics["reason"] = next((t for t in reasons if t), "no finite point")
+    return WeightCurve(
+        eps=grid,
+        log_weight=mean,
+        log_weight_stderr=stderr,
+        method="tempering",
+        num_levels=int(diagnostics["num_stages_per_run"].max()),
+        diagnostics=diagnostics,
+        collapsed=not reliable.any(),
+        reliable=reliable,
+        reasons=reasons,
+    )
 
 
 # ---------------------------------------------------------------------------- splitting
@@ -288,6 +398,12 @@ def _splitting(target, kl, grid, key, **options) -> WeightCurve:
         "num_levels_per_run": levels,
         "runs": log_w,
     }
+    point_reasons = [
+        _point_reasons(r, a, m, x, max_levels)
+        for r, a, m, x in zip(runs, acceptance, moved, mixing, strict=True)
+    ]
+    reasons = tuple(next((p[g] for p in point_reasons if p[g]), "") for g in range(grid.size))
+    reliable = np.array([not text for text in reasons])
     if reason is not None:
         diagnostics["reason"] = reason
     correlation = diagnostics["correlation"]
@@ -309,8 +425,35 @@ def _splitting(target, kl, grid, key, **options) -> WeightCurve:
         method="splitting",
         num_levels=width,
         diagnostics=diagnostics,
-        collapsed=reason is not None,
+        collapsed=not reliable.any(),
+        reliable=reliable,
+        reasons=reasons,
     )
+
+
+def _point_reasons(run, acceptance, moved, mixing, max_levels) -> list[str]:
+    """Per grid point of one run, why it is unreliable ('' if it is not): the point assigned
+    at stage k rests on the moves of levels 0..k-1, and on the level reached."""
+    out = []
+    for g in range(run["stage"].shape[0]):
+        k = int(run["stage"][g])
+        if k < 0 or not np.isfinite(run["log_weight"][g]):
+            out.append("no particle reached K <= eps")
+        elif bool(run["beyond"][g]):
+            out.append(
+                "at a plateau of K (fewer than 2 particles survived a level)"
+                if bool(run["plateau"])
+                else f"below the last level reached (`max_levels` = {max_levels})"
+            )
+        elif np.nanmin(acceptance[:k], initial=1.0) < _COLLAPSE_ACCEPTANCE:
+            out.append(f"Metropolis acceptance fell below {_COLLAPSE_ACCEPTANCE:.0%} above eps")
+        elif np.nanmin(moved[:k], initial=1.0) < _COLLAPSE_MOVED:
+            out.append(f"fewer than {_COLLAPSE_MOVED:.0%} of the particles moved above eps")
+        elif np.nanmin(mixing[:k], initial=1.0) < _COLLAPSE_MIXING:
+            out.append(f"the particles barely moved (mixing < {_COLLAPSE_MIXING}) above eps")
+        else:
+            out.append("")
+    return out
 
 
 @eqx.filter_jit
@@ -391,7 +534,7 @@ def _splitting_run(
         value = log_mass + jnp.log(counts / n_part)
         value = jnp.where(counts > 0, value, jnp.nan)
         take = (~done) & (grid >= cutoff)
-        return jnp.where(take, value, log_w), done | take
+        return jnp.where(take, value, log_w), done | take, take
 
     def cond(state):
         return ~state["stop"]
@@ -409,7 +552,12 @@ def _splitting_run(
         stop = plateau | capped | reached
         # eps in [level, previous level) from this stage's particles; all the rest when stopping
         cutoff = jnp.where(plateau | capped, -jnp.inf, level)
-        log_w, done = assign(state["log_w"], state["done"], sorted_K, state["log_mass"], cutoff)
+        log_w, done, take = assign(
+            state["log_w"], state["done"], sorted_K, state["log_mass"], cutoff
+        )
+        stage = jnp.where(take, k, state["stage"])
+        # below the level reached, or anywhere at a plateau (K has an atom: no split)
+        beyond = jnp.where(take, (grid < level) | plateau, state["beyond"])
         log_mass = state["log_mass"] + jnp.log(count / n_part)
         # resample the killed particles from the survivors, then move everyone
         key_pick, key_move, key_next = jax.random.split(state["key"], 3)
@@ -469,6 +617,8 @@ def _splitting_run(
             "log_mass": log_mass,
             "log_w": log_w,
             "done": done,
+            "stage": stage,
+            "beyond": beyond,
             "log_scale": log_scale,
             "key": key_next,
             "stop": stop,
@@ -488,6 +638,8 @@ def _splitting_run(
         "log_mass": jnp.zeros((), x.dtype),
         "log_w": jnp.full((num_grid,), jnp.nan, x.dtype),
         "done": jnp.zeros((num_grid,), bool),
+        "stage": jnp.full((num_grid,), -1, jnp.int32),
+        "beyond": jnp.zeros((num_grid,), bool),
         "log_scale": jnp.log(jnp.asarray(2.38 / math.sqrt(d), x.dtype)),
         "key": key_loop,
         "stop": jnp.zeros((), bool),
@@ -510,6 +662,8 @@ def _splitting_run(
         "log_mass": state["log_mass_hist"],
         "plateau": state["plateau"],
         "capped": state["capped"],
+        "stage": state["stage"],
+        "beyond": state["beyond"],
     }
 
 
