@@ -118,11 +118,11 @@ class WeightCurve:
         )
         if self.collapsed:
             text += f" [UNRELIABLE: {self.diagnostics.get('reason', 'collapsed')}]"
-        elif not self.reliable.all():
-            first = next(r for r, ok in zip(self.reasons, self.reliable, strict=True) if not ok)
-            good = self.eps[self.reliable]
+        elif not (reliable := np.asarray(self.reliable, bool)).all():
+            first = next(r for r, ok in zip(self.reasons, reliable, strict=True) if not ok)
+            good = self.eps[reliable]
             text += (
-                f" [{int(self.reliable.sum())} of {self.eps.size} points reliable, eps in "
+                f" [{int(reliable.sum())} of {self.eps.size} points reliable, eps in "
                 f"[{good.min():.3g}, {good.max():.3g}]; the others: {first}]"
             )
         elif self.diagnostics.get("poorly_mixed", False):
@@ -199,7 +199,8 @@ def weight_curve(
     tempered SMC on w e^(-beta K), beta: 0 -> until half the particles have K <= min(eps)
     (or `beta_max`, default 10 d / min(eps), or `max_stages`), `num_particles` N, ESS
     `target_ess` N per stage, `num_mcmc_steps` HMC steps of `num_integration_steps` leapfrog
-    steps per stage (initial whitened step `step_size`, then tuned to acceptance 0.65), then
+    steps per stage (initial whitened step `step_size`, then tuned to acceptance 0.65) in a
+    pilot run whose schedule and kernels `num_runs` counted runs replay, fixed; then
     log W(eps) = log Z(beta_j) + log mean_i e^(beta_j K_i) 1{K_i <= eps} at the stage j whose
     weights have the largest ESS; points whose ESS is below `min_ess` (default max(10,
     N / 50)) are not `reliable`. Cost: about sqrt(d_eff / 2) log(beta_end / beta_1) stages of
@@ -275,9 +276,7 @@ def weight_curve(
         return _laplace(
             target, kl, grid, key, truth_position, optimize_steps, num_eigs, num_prior_draws
         )
-    raise ValueError(
-        f"`method` must be 'splitting', 'tempering' or 'laplace', got {method!r}."
-    )
+    raise ValueError(f"`method` must be 'splitting', 'tempering' or 'laplace', got {method!r}.")
 
 
 def _positive(name: str, value: Any) -> float:
@@ -291,7 +290,9 @@ def _positive(name: str, value: Any) -> float:
 
 
 def _tempering(target, kl, grid, key, **options) -> WeightCurve:
-    runs, beta_max = tempering_runs(target, kl, grid, key, stop_fraction=0.5, **options)
+    runs, beta_max, final_lambda = tempering_runs(
+        target, kl, grid, key, stop_fraction=0.5, **options
+    )
     log_w = np.stack([r["log_weight"] for r in runs])
     num_runs = len(runs)
     reasons = tuple(
@@ -314,6 +315,7 @@ def _tempering(target, kl, grid, key, **options) -> WeightCurve:
         "acceptance": [r["acceptance"] for r in runs],
         "step_size": [r["step_size"] for r in runs],
         "beta_max": beta_max,
+        "beta_end": beta_max * final_lambda,
     }
     if not reliable.any():
         diagnostics["reason"] = next((t for t in reasons if t), "no finite point")
