@@ -171,11 +171,17 @@ def main(argv=None):
     dims = args.dims or ((200,) if args.quick else (2000, 20000))
     closed = []
     for d in dims:
-        tempering = dict(num_particles=500 if d <= 2000 else 250, num_runs=2, num_mcmc_steps=15)
-        splitting = dict(num_particles=500, num_runs=2, max_levels=10, max_mcmc_steps=2000)
+        particles = 500 if d <= 2000 else 250
+        tempering = dict(num_particles=particles, num_runs=2, num_mcmc_steps=5)
+        splitting = dict(
+            num_particles=particles,
+            num_runs=2,
+            max_levels=10,
+            max_mcmc_steps=2000 if d <= 2000 else 500,
+        )
         closed.append(bench_closed_form(d, eps, tempering, splitting))
     eps_student = np.geomspace(0.003, 5.0, 14)
-    student_settings = dict(num_particles=256, num_runs=2, num_mcmc_steps=10)
+    student_settings = dict(num_particles=128, num_runs=2, num_mcmc_steps=5)
     widths = args.widths or ((16,) if args.quick else (256, 1024, 4096))
     students = [bench_student(w, eps_student, student_settings) for w in widths]
     text = section(closed, students, eps_student, student_settings, time.perf_counter() - start)

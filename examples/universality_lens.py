@@ -3,6 +3,8 @@
     .venv/bin/python examples/universality_lens.py           # the full grid (hours on 2 cores)
     .venv/bin/python examples/universality_lens.py --resume  # go on from the saved students
     .venv/bin/python examples/universality_lens.py --quick   # a smoke run (~7 min)
+    .venv/bin/python examples/universality_lens.py --weight-only  # W curves + bounds, widths
+                                                    # 16-4,096, on the saved regrets
 
 A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `bayesover/models/teacher_student.py`) labels inputs
 x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
@@ -23,8 +25,9 @@ For each teacher and width:
 2. The weight of the hypothesis -log W(eps), K(theta) = E_x (f_theta(x) - f0(x))^2 / (2 sigma^2)
    on 512 fixed inputs x ~ N(0, I_2) (`bo.lens.kl_gaussian_outputs`; a large sample, since on a
    few inputs a wide student could match the teacher there alone and W would come out too
-   large), by multilevel splitting (`bo.lens.weight_curve`), and the bound chain
-   (`bo.lens.bounds`) against the SMC regret.
+   large), by tempering (`bo.lens.weight_curve(..., method="tempering")`), and the bound
+   chain (`bo.lens.bounds`, on the curve's reliable points) against the SMC regret. The W
+   curves reach width 4,096 (16,385 weights); the regret stops at 1,024.
 3. The effective dimension at the MAP on all the points (`bo.lens.effective_dimension`).
 
 Writes `docs/img/lens_*.png`, `examples/output/universality_lens.json` and
@@ -209,8 +212,9 @@ def run_one(teacher_name, width, cfg, key):
 
 
 def weight_and_bounds(full, teacher, result, cfg, key):
-    """-log W(eps) by splitting, K on `kl_points` fixed inputs, and the bound chain against
-    the SMC regret; the numbers go into `result`."""
+    """-log W(eps) by tempering, K on `kl_points` fixed inputs, and the bound chain against
+    the SMC regret (the bounds alone where no regret was measured); the numbers go into
+    `result`."""
     start = time.perf_counter()
     probe = jax.random.normal(jax.random.key(7), (cfg["kl_points"], 2))
     probe_data = bo.Data(probe, jnp.zeros((cfg["kl_points"],)))
@@ -221,20 +225,25 @@ def weight_and_bounds(full, teacher, result, cfg, key):
         kl,
         cfg["eps"],
         key=key,
+        method="tempering",
         num_particles=cfg["particles"],
         num_runs=cfg["weight_runs"],
-        max_mcmc_steps=cfg["weight_max_steps"],
+        num_mcmc_steps=cfg["weight_mcmc_steps"],
     )
     result["eps"] = np.asarray(curve.eps).tolist()
     result["neg_log_weight"] = (-np.asarray(curve.log_weight)).tolist()
     result["neg_log_weight_se"] = np.asarray(curve.log_weight_stderr).tolist()
     result["weight_seconds"] = time.perf_counter() - start
     result["weight_collapsed"] = bool(curve.collapsed)
-    result["weight_poorly_mixed"] = bool(curve.diagnostics.get("poorly_mixed", False))
+    result["weight_reliable"] = np.asarray(curve.reliable).tolist()
+    result["weight_reasons"] = list(curve.reasons)
+    result["weight_stages"] = int(curve.num_levels)
+    result.pop("weight_poorly_mixed", None)  # a splitting diagnostic, from older runs
+    has_regret = "regret" in result
     chain = bo.lens.bounds(
         n=np.asarray(cfg["ns"]),
-        regret=np.asarray(result["regret"]),
-        regret_stderr=np.asarray(result["regret_se"]),
+        regret=np.asarray(result["regret"]) if has_regret else None,
+        regret_stderr=np.asarray(result["regret_se"]) if has_regret else None,
         weight_curve=curve,
     )
     bounds_ds = chain.to_dataset()
@@ -242,13 +251,35 @@ def weight_and_bounds(full, teacher, result, cfg, key):
     result["resolvability_bound"] = bounds_ds["resolvability_bound"].values.tolist()
     result["eps_star"] = bounds_ds["eps_star"].values.tolist()
     result["chain_holds"] = np.asarray(chain.holds).tolist()
+    result["bounds_eps_used"] = np.asarray(chain.eps_used).tolist()
+    result["n"] = list(cfg["ns"])
     return curve, chain
+
+
+def weight_only(cfg, results, saved: Path, start) -> list:
+    """Recompute the W curve and bounds of every saved student, and add the students of
+    `weight_widths` that have none (W and bounds only: no regret, no d_eff)."""
+    widths = list(cfg["widths"])
+    jobs = [("simple", w) for w in cfg["weight_widths"]] + [("complex", w) for w in widths[:2]]
+    for name, width in jobs:
+        result = next((r for r in results if r["teacher"] == name and r["width"] == width), None)
+        if result is None:
+            result = {"teacher": name, "width": width}
+            results.append(result)
+        problem, teacher = student_problem(width, TEACHERS[name], max(cfg["ns"]))
+        result["num_params"] = problem.posterior.model.num_params
+        index = 100 * list(TEACHERS).index(name) + width
+        k_weight = jax.random.fold_in(jax.random.key(1), index)
+        _, chain = weight_and_bounds(problem.posterior, teacher, result, cfg, k_weight)
+        log(f"  {name} w{width}: W curve {result['weight_seconds']:.1f} s; {chain}")
+        _save(saved, cfg, results, start)
+    return results
 
 
 def plot(results, out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
     _panels(
-        results,
+        [r for r in results if "smc_t" in r],
         ("smc_t", "smc_regret_t", "smc_regret_t_se"),
         "n",
         "expected regret E R_n (nats)",
@@ -310,15 +341,24 @@ def table(results) -> None:
 
     for r in results:
         if "eps" in r:
-            weight = ", ".join(f"{v:.1f}" for v in r["neg_log_weight"][::3])
+            flags = r.get("weight_reliable", [True] * len(r["eps"]))
+            weight = ", ".join(
+                f"{v:.1f}{'' if ok else '*'}"
+                for v, ok in zip(r["neg_log_weight"][::3], flags[::3], strict=True)
+            )
             bound = ", ".join(f"{v:.1f}" for v in r["exp_integral_bound"])
         else:
             weight = bound = "not measured"
+        d_eff = (
+            f"{r['effective_dimension']:.1f} ± {r['effective_dimension_se']:.1f}"
+            if "effective_dimension" in r
+            else "not measured"
+        )
+        regret = pm(r["regret"], r["regret_se"]) if "regret" in r else "not measured"
+        sgld = pm(r["sgld_regret"], r["sgld_regret_se"]) if "sgld_regret" in r else "not measured"
         print(
-            f"| {r['teacher']} | {r['width']} | {r['num_params']} | "
-            f"{r['effective_dimension']:.1f} ± {r['effective_dimension_se']:.1f} | "
-            f"{pm(r['regret'], r['regret_se'])} | {bound} | "
-            f"{pm(r['sgld_regret'], r['sgld_regret_se'])} | {weight} |"
+            f"| {r['teacher']} | {r['width']} | {r['num_params']} | {d_eff} | {regret} | "
+            f"{bound} | {sgld} | {weight} |"
         )
 
 
@@ -331,8 +371,9 @@ def config(quick: bool) -> dict:
             eps=np.geomspace(0.05, 5.0, 6),
             particles=64,
             weight_runs=2,
-            weight_max_steps=200,
+            weight_mcmc_steps=3,
             weight_max_width=64,
+            weight_widths=(16, 64),
             kl_points=64,
             warmup=200,
             draws=20,
@@ -347,10 +388,11 @@ def config(quick: bool) -> dict:
         ts=(4, 16, 64, 256),
         ns=(4, 16, 64, 256),
         eps=np.geomspace(0.003, 5.0, 14),
-        particles=64,
+        particles=128,
         weight_runs=2,
-        weight_max_steps=1000,
-        weight_max_width=256,  # a W curve at width 256 took 34 min on 2 shared cores
+        weight_mcmc_steps=5,
+        weight_max_width=4096,
+        weight_widths=(16, 64, 256, 1024, 4096),  # W and bounds; the regret stops at 1,024
         kl_points=512,
         warmup=1000,
         draws=100,
@@ -379,6 +421,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--plot-only", action="store_true", help="re-plot the saved results")
     parser.add_argument("--resume", action="store_true", help="skip students already saved")
+    parser.add_argument(
+        "--weight-only",
+        action="store_true",
+        help="recompute the W curves and bounds on the saved students, add `weight_widths`",
+    )
     args = parser.parse_args(argv)
     cfg = config(args.quick)
     out = ROOT / "examples" / "output"
@@ -388,9 +435,15 @@ def main(argv=None):
     figures = out if args.quick else ROOT / "docs" / "img"
     if args.plot_only:  # re-derive R_n from the saved r_t, re-plot, print the table
         results = json.loads(saved.read_text())["results"]
-        for r in results:
+        for r in (r for r in results if "r_t" in r):
             regret, regret_se = bo.lens.cumulative_regret(r["t"], r["r_t"], r["r_t_se"], r["n"])
             r["sgld_regret"], r["sgld_regret_se"] = regret.tolist(), regret_se.tolist()
+        plot(results, figures)
+        table(results)
+        return
+    if args.weight_only:
+        results = json.loads(saved.read_text())["results"] if saved.exists() else []
+        weight_only(cfg, results, saved, time.perf_counter())
         plot(results, figures)
         table(results)
         return
