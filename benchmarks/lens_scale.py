@@ -11,13 +11,15 @@
    random-walk moves, about 3 d Metropolis steps per level, so it is run under a level cap and
    its reach is reported (the points below it are flagged, not reliable).
 2. W curves of 2 -> width -> 1 students of the lens example's simple teacher (K on 512 fixed
-   inputs, `kl_gaussian_outputs`), by tempering, at about 1k, 4k and 16k weights: wall time,
-   compile included, stages, reliable points.
+   inputs, `kl_gaussian_outputs`), by tempering, at about 1k weights: wall time, compile
+   included, stages, reliable points; beside it the times of the lens example's
+   `--weight-only` run (16 to 4,096 wide: 65 to 16,385 weights), read from its saved json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ from bayesover.lens import closed_form
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 START, END = "<!-- lens_scale:start -->", "<!-- lens_scale:end -->"
+EXAMPLE_START, EXAMPLE_END = "<!-- lens_scale_example:start -->", "<!-- lens_scale_example:end -->"
 SIGMA = 0.3
 
 
@@ -160,35 +163,71 @@ def section(closed, students, eps_student, student_settings, total):
     return "\n".join(lines)
 
 
+def example_section() -> str:
+    """The lens example's `--weight-only` W curves (wall time vs weights), from its json."""
+    example = HERE.parent / "examples" / "output" / "universality_lens.json"
+    lines = [
+        EXAMPLE_START,
+        "### W curves of the lens example's students (tempering, `--weight-only`)",
+        "",
+        "Read from `examples/output/universality_lens.json` (`python benchmarks/lens_scale.py "
+        "--example-table` rewrites this table): 128 particles x 2 runs, 5 HMC steps of 5 "
+        "leapfrog steps per stage, K on 512 inputs, 14 values of eps from 0.003 to 5; run "
+        "beside other work on the 2 cores, so the times are upper bounds.",
+        "",
+        "| teacher | width | weights | wall time (s) | stages | reliable points |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in json.loads(example.read_text())["results"]:
+        if "weight_stages" in r:
+            lines.append(
+                f"| {r['teacher']} | {r['width']} | {r['num_params']:,} | "
+                f"{r['weight_seconds']:.0f} | {r['weight_stages']} | "
+                f"{sum(r['weight_reliable'])}/{len(r['weight_reliable'])} |"
+            )
+    lines += ["", EXAMPLE_END]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dims", type=int, nargs="+", help="closed-form d (default 2000 20000)")
-    parser.add_argument("--widths", type=int, nargs="+", help="students (default 256 1024 4096)")
+    parser.add_argument("--widths", type=int, nargs="+", help="students (default 256)")
+    parser.add_argument(
+        "--example-table", action="store_true", help="only rewrite the lens example's table"
+    )
     args = parser.parse_args(argv)
+    if args.example_table:
+        write_section(RESULTS, example_section(), EXAMPLE_START, EXAMPLE_END)
+        return
     start = time.perf_counter()
     eps = np.logspace(-3, 0.5, 8)
     dims = args.dims or ((200,) if args.quick else (2000, 20000))
     closed = []
     for d in dims:
-        particles = 500 if d <= 2000 else 250
-        tempering = dict(num_particles=particles, num_runs=2, num_mcmc_steps=5)
+        # d = 20,000 costs ~ 30x d = 2,000 per run on 2 CPU cores: fewer particles, one run
+        small = d <= 2000
+        tempering = dict(
+            num_particles=500 if small else 100, num_runs=2 if small else 1, num_mcmc_steps=5
+        )
         splitting = dict(
-            num_particles=particles,
-            num_runs=2,
+            num_particles=500 if small else 100,
+            num_runs=2 if small else 1,
             max_levels=10,
-            max_mcmc_steps=2000 if d <= 2000 else 500,
+            max_mcmc_steps=500 if small else 200,
         )
         closed.append(bench_closed_form(d, eps, tempering, splitting))
     eps_student = np.geomspace(0.003, 5.0, 14)
     student_settings = dict(num_particles=128, num_runs=2, num_mcmc_steps=5)
-    widths = args.widths or ((16,) if args.quick else (256, 1024, 4096))
+    widths = args.widths or ((16,) if args.quick else (256,))
     students = [bench_student(w, eps_student, student_settings) for w in widths]
     text = section(closed, students, eps_student, student_settings, time.perf_counter() - start)
     if args.quick:
         log(text)
         return
     write_section(RESULTS, text, START, END)
+    write_section(RESULTS, example_section(), EXAMPLE_START, EXAMPLE_END)
     log(f"wrote {RESULTS}")
 
 
