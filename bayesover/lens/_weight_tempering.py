@@ -13,7 +13,7 @@ sample size (the stage whose K distribution straddles eps). Why not splitting: s
 needs one level per log(1/rho) nats, and -log W grows like (d/2) log(1/eps) (62,000 nats at
 d = 20,000, eps = 1e-3: 90,000 levels); tempering needs about sqrt(d/2) log(beta_max /
 beta_1) stages at a fixed ESS per stage, and its moves are HMC on a smooth density
-(BlackJAX's `adaptive_tempered_smc` with `blackjax.hmc`, the metric the particles' variance,
+(BlackJAX's tempered SMC with `blackjax.hmc`, the metric the particles' variance,
 the step size following the acceptance rate), which scale with d where a random walk in a
 level set does not. Z(beta) is also the exponential-integral bound's integral at n = beta.
 
@@ -34,9 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.special as sc
-from blackjax.smc import adaptive_tempered, tempered
+from blackjax.smc import tempered
 from blackjax.smc.resampling import systematic
 from jax.flatten_util import ravel_pytree
+from jax.scipy.special import logsumexp
 
 from bayesover.inference.samplers._moves import adapt_step_size, hmc_kernel, target_acceptance
 from bayesover.lens._particles import FLOOR, prior_draws, weighted_variance
@@ -59,6 +60,7 @@ def tempering_runs(target, kl, grid, key, *, num_particles, num_runs, num_mcmc_s
         beta_max = 10.0 * d / float(grid[0])
     functions = _functions(target, kl, template, beta_max)
     pilot = _pilot(*functions, keys[0], x[0], jnp.asarray(grid[0], x.dtype),
+                   jnp.asarray(beta_max, x.dtype),
                    jnp.asarray(step_size, x.dtype), num_mcmc_steps=num_mcmc_steps,
                    num_integration_steps=num_integration_steps, target_ess=target_ess,
                    max_stages=max_stages, stop_fraction=stop_fraction)  # fmt: skip
@@ -99,14 +101,15 @@ def _jittered(key, eps, n, dtype):
 
 
 @eqx.filter_jit
-def _pilot(k_fn, log_prior, loglik, key, x, eps_min, step_size, *, num_mcmc_steps,
+def _pilot(k_fn, log_prior, loglik, key, x, eps_min, beta_max, step_size, *, num_mcmc_steps,
            num_integration_steps, target_ess, max_stages, stop_fraction):  # fmt: skip
     """Adaptive tempered SMC until half the particles have K <= min eps (or lambda = 1, or
-    `max_stages`); records per stage the lambda reached and the kernel used."""
-    kernel = adaptive_tempered.build_kernel(
-        log_prior, loglik, hmc_kernel(num_integration_steps), blackjax.hmc.init, systematic,
-        target_ess,
-    )  # fmt: skip
+    `max_stages`); records per stage the lambda reached and the kernel used. The next lambda
+    is `_next_lambda`'s (BlackJAX's adaptive kernel bisects delta on a linear scale with an
+    absolute tolerance, and at d = 20,000 jumped from beta 5e3 to 5e7 in one stage)."""
+    kernel = tempered.build_kernel(
+        log_prior, loglik, hmc_kernel(num_integration_steps), blackjax.hmc.init, systematic
+    )
     target_acc = target_acceptance(num_integration_steps)
     n, d = x.shape
     buffers = {
@@ -124,14 +127,13 @@ def _pilot(k_fn, log_prior, loglik, key, x, eps_min, step_size, *, num_mcmc_step
         )
 
     def body(carry):
-        state, key, i, eps, _, buffers = carry
+        state, key, i, eps, K, buffers = carry
         key, step_key, jitter_key = jax.random.split(key, 3)
         var = weighted_variance(state.particles, state.weights)
         params = {"step_size": _jittered(jitter_key, eps, n, x.dtype),
                   "inverse_mass_matrix": var[None]}  # fmt: skip
-        state, info = kernel(step_key, state, num_mcmc_steps, params)
-        lam = jnp.where(state.tempering_param >= 1.0 - 1e-6, 1.0, state.tempering_param)
-        state = state._replace(tempering_param=lam.astype(x.dtype))
+        lam = _next_lambda(K, state.tempering_param, beta_max, target_ess)
+        state, info = kernel(step_key, state, num_mcmc_steps, lam, params)
         buffers = {
             "lam": buffers["lam"].at[i].set(lam),
             "step_size": buffers["step_size"].at[i].set(eps),
@@ -140,10 +142,36 @@ def _pilot(k_fn, log_prior, loglik, key, x, eps_min, step_size, *, num_mcmc_step
         eps = adapt_step_size(eps, jnp.mean(info.update_info.acceptance_rate), target_acc)
         return state, key, i + 1, eps, jax.vmap(k_fn)(state.particles), buffers
 
-    init = (adaptive_tempered.init(x), key, jnp.zeros((), jnp.int32), step_size,
-            jax.vmap(k_fn)(x), buffers)  # fmt: skip
+    init = (tempered.init(x), key, jnp.zeros((), jnp.int32), step_size, jax.vmap(k_fn)(x),
+            buffers)  # fmt: skip
     _, _, num_stages, _, _, buffers = jax.lax.while_loop(cond, body, init)
     return dict(buffers, num_stages=num_stages)
+
+
+def _next_lambda(K, lam, beta_max, target_ess, iterations: int = 60):
+    """The lambda' > lambda at which the weights e^(-(lambda' - lambda) beta_max K_i) keep an
+    ESS of `target_ess` N: bisection on log(lambda' - lambda), 60 halvings of a range of
+    e^-60 to 1 - lambda (or 1 - lambda itself if its ESS is still above the target)."""
+    finite = jnp.isfinite(K)
+    shifted = jnp.where(finite, K - jnp.min(jnp.where(finite, K, jnp.inf)), 0.0)
+
+    def log_ess(delta):
+        log_w = jnp.where(finite, -delta * beta_max * shifted, -jnp.inf)
+        return 2 * logsumexp(log_w) - logsumexp(2 * log_w) - jnp.log(K.shape[0])
+
+    goal = jnp.log(target_ess)
+    top = jnp.log(jnp.maximum(1.0 - lam, 1e-12))
+
+    def halve(_, bounds):
+        low, high = bounds
+        mid = 0.5 * (low + high)
+        above = log_ess(jnp.exp(mid)) >= goal
+        return jnp.where(above, mid, low), jnp.where(above, high, mid)
+
+    low, _ = jax.lax.fori_loop(0, iterations, halve, (top - 60.0, top))
+    delta = jnp.where(log_ess(jnp.exp(top)) >= goal, jnp.exp(top), jnp.exp(low))
+    new = lam + delta
+    return jnp.where(new >= 1.0 - 1e-6, 1.0, new).astype(K.dtype)
 
 
 @eqx.filter_jit
