@@ -72,7 +72,7 @@ class WeightCurve:
     - `log_weight`: `(G,)` log W(eps) (mean over runs; NaN where no run reached eps).
     - `log_weight_stderr`: `(G,)` std over runs / sqrt(num_runs) (NaN for one run; 0 for the
       deterministic "laplace").
-    - `method`: `"splitting"` or `"laplace"`.
+    - `method`: `"splitting"`, `"tempering"` or `"laplace"`.
     - `num_levels`: splitting levels of the longest run (0 for "laplace").
     - `diagnostics`: per-method arrays: splitting `(num_runs, levels)` arrays `acceptance`,
       `moved` (fraction of particles that moved), `mixing` (squared whitened jump / 2d),
