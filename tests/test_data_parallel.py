@@ -17,6 +17,9 @@ import sys
 import pytest
 from scripts import launch
 
+# About 70 s in one subprocess: in the slow suite, which CI runs too.
+pytestmark = pytest.mark.slow
+
 SCRIPT = launch.SCRIPT.parent / "data_parallel_runs.py"
 TOLERANCE = {"deep_None": 2e-5, "deep_32": 1e-5, "sgld_map_init": 1e-5}
 

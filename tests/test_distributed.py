@@ -165,6 +165,7 @@ def test_checkpoint_is_written_once_and_resumed(sgld_runs):
         np.testing.assert_array_equal(first["chains/draws"], again["chains/draws"])
 
 
+@pytest.mark.slow  # about 25 s
 @pytest.mark.reference_data("posteriordb")
 def test_two_process_nuts_matches_posteriordb(tmp_path_factory):
     import arviz_stats

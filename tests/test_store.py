@@ -351,6 +351,7 @@ print(json.dumps({"num_params": int(posterior.model.num_params), "baseline": bas
 CAP_MIB = 350  # peak memory above the baseline allowed for 1 GB of draws
 
 
+@pytest.mark.slow  # about 26 s: 1 GB of draws
 def test_a_streamed_run_and_its_predictive_stay_under_a_memory_cap(tmp_path):
     done = _child(CAPPED, tmp_path, str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
