@@ -13,9 +13,10 @@ sample size (the stage whose K distribution straddles eps). Why not splitting: s
 needs one level per log(1/rho) nats, and -log W grows like (d/2) log(1/eps) (62,000 nats at
 d = 20,000, eps = 1e-3: 90,000 levels); tempering needs about sqrt(d/2) log(beta_max /
 beta_1) stages at a fixed ESS per stage, and its moves are HMC on a smooth density
-(BlackJAX's tempered SMC with `blackjax.hmc`, the metric the particles' variance,
-the step size following the acceptance rate), which scale with d where a random walk in a
-level set does not. Z(beta) is also the exponential-integral bound's integral at n = beta.
+(BlackJAX's tempered SMC with `blackjax.hmc`, the metric the particles' variance, the step
+size tuned on the prior draws, then following the acceptance rate), which scale with d where
+a random walk in a level set does not. Z(beta) is also the exponential-integral bound's
+integral at n = beta.
 
 A pilot run (BlackJAX's adaptive tempering) picks the betas and tunes the kernels; the counted
 runs replay them fixed, as `smc_log_evidence` does, since kernels tuned on the particles they
