@@ -127,6 +127,38 @@ def test_tempering_flags_points_it_did_not_reach(location):
     assert "max_stages" in curve.reasons[0] or "ESS" in curve.reasons[0]
 
 
+@pytest.mark.parametrize("d", [4000])
+def test_tempering_tunes_its_first_step_to_the_dimension(d):
+    """The leapfrog energy error on N(0, I_d) grows like d eps^4 / 32, so one fixed starting
+    step cannot suit every d; the pilot's tuning on the prior draws lands near (32 / d)^(1/4)
+    (0.5 at d = 500, 0.3 at d = 4,000), where one transition with the jittered steps (0.5-1.5
+    eps) accepts about the target 0.65."""
+    from bayesover.inference.samplers._moves import hmc_chain
+    from bayesover.lens._weight_tempering import _jittered, _tune_on_prior
+
+    def log_prior(z):
+        return -0.5 * jnp.sum(z**2)
+
+    x = jax.random.normal(jax.random.key(0), (32, d))
+    eps = float(_tune_on_prior(log_prior, jax.random.key(1), x, jnp.float32(0.5), 5))
+    assert 0.6 < eps / (32 / d) ** 0.25 < 1.6, eps
+    one = jax.vmap(lambda k, z, e: hmc_chain(k, z, log_prior, e, jnp.ones(d), 5, 1)[1][0])
+    steps = _jittered(jax.random.key(3), eps, 32, jnp.float32)
+    acceptance = float(jnp.mean(one(jax.random.split(jax.random.key(2), 32), x, steps)))
+    assert 0.35 < acceptance < 0.9, acceptance
+
+
+def test_tempering_with_no_stage_reads_the_prior_draws(location):
+    """When half the prior draws already have K <= min eps the pilot stops before any stage,
+    and the curve is the prior draws' fraction."""
+    posterior, kl, _, _ = location
+    curve = weight_curve(posterior, kl, [50.0, 100.0], key=jax.random.key(3),
+                         method="tempering", num_particles=64, num_runs=2)  # fmt: skip
+    assert curve.num_levels == 0 and curve.reliable.all()
+    exact = np.array([cf.gaussian_location_log_weight(e, MU0, SIGMA, A) for e in [50.0, 100.0]])
+    assert_matches(curve, exact, floor=0.2)
+
+
 def _linear_gaussian(d):
     problem = cf.linear_gaussian_problem(jax.random.key(1), 10, d)
     w0 = jnp.asarray(problem.w0, jnp.float32)

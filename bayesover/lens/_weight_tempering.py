@@ -263,7 +263,6 @@ def _read_out(out, grid, min_ess):
     for j in range(1, rows - 1):
         step = beta[j + 1] - beta[j]
         log_z[j + 1] = log_z[j] + sc.logsumexp(-step * K[j]) - math.log(n)
-    log_z[1] = 0.0
     bad = np.where(np.nan_to_num(acceptance, nan=1.0) < MIN_ACCEPTANCE)[0]
     first_bad = int(bad[0]) if bad.size else rows
     log_w = np.full(grid.size, np.nan)
