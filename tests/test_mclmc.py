@@ -147,9 +147,83 @@ def test_runs_on_a_numpyro_target_reproducibly(name):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+# metric="low_rank": a Gaussian with correlations 0.99 and sds 0.1-10 (the correlation matrix's
+# condition number is 298), 200 warm-up steps, 4 x 2,000 draws, key 0. Measured: with the default
+# diagonal metric bulk ESS 5 (MCLMC) and 41 (adjusted), sds 20% and 14% too small; with the
+# low-rank one (rank min(10, d) = 3: the whole correlation) bulk ESS 3,069-3,098 and 6,011-6,070,
+# sd errors within 1.3%.
+_CORR_MEAN = np.array([1.0, -2.0, 3.0])
+_CORR_SD = np.array([1.0, 10.0, 0.1])
+_CORR_COV = (0.99 * np.ones((3, 3)) + 0.01 * np.eye(3)) * np.outer(_CORR_SD, _CORR_SD)
+
+
+def _correlated(_):
+    numpyro.sample("x", dist.MultivariateNormal(jnp.asarray(_CORR_MEAN), jnp.asarray(_CORR_COV)))
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_low_rank_metric_on_a_correlated_gaussian(name):
+    sampler = {"MCLMC": bo.MCLMC, "AdjustedMCLMC": bo.AdjustedMCLMC}[name](metric="low_rank")
+    ensemble = bo.sample(
+        bo.Posterior.from_numpyro(_correlated, None),
+        sampler,
+        key=jax.random.key(0),
+        num_chains=4,
+        num_warmup=200,
+        num_draws=2000,
+        progress=False,
+    )
+    assert ensemble.config["metric"] == "low_rank" and ensemble.config["rank"] == 10
+    assert not np.any(ensemble.stats["non_finite"])
+    x = np.asarray(ensemble.params["x"], np.float64)  # (4, 2000, 3)
+    for i in range(3):
+        xi = x[..., i]
+        z = (xi.mean() - _CORR_MEAN[i]) / float(arviz_stats.mcse(xi, method="mean"))
+        sd = xi.std(ddof=1)
+        sd_z = (sd - _CORR_SD[i]) / float(arviz_stats.mcse(xi, method="sd"))
+        sd_error = sd / _CORR_SD[i] - 1.0
+        ess = float(arviz_stats.ess(xi, method="bulk"))
+        print(f"{name} x[{i}]: z {z:+.2f}, sd error {100 * sd_error:+.1f}% ({sd_z:+.2f}), ", end="")
+        print(f"ess {ess:.0f}")
+        assert abs(z) < 4.0, f"{name} x[{i}]: mean z = {z:.2f}"
+        assert abs(sd_z) < 4.0 and abs(sd_error) < 0.05, (
+            f"{name} x[{i}]: sd {sd:.4g} vs {_CORR_SD[i]:.4g} ({sd_z:+.2f} MCSE)"
+        )
+
+
+def test_the_diagonal_metric_is_recorded(run):
+    _, ensemble = run
+    assert ensemble.config["metric"] == "diagonal" and "rank" not in ensemble.config
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_low_rank_needs_a_longer_warmup(name, problem):
+    sampler = {"MCLMC": bo.MCLMC, "AdjustedMCLMC": bo.AdjustedMCLMC}[name](metric="low_rank")
+    with pytest.raises(ValueError, match="`metric='low_rank'` needs num_warmup >= "):
+        bo.sample(
+            problem.posterior,
+            sampler,
+            key=jax.random.key(0),
+            num_chains=1,
+            num_warmup=10,
+            num_draws=2,
+            progress=False,
+        )
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
+        (lambda: bo.MCLMC(metric="dense"), "`metric` must be 'diagonal' or 'low_rank'"),
+        (lambda: bo.MCLMC(metric=None), "`metric` must be a str"),
+        (lambda: bo.MCLMC(metric="low_rank", rank=0), "`rank` must be an int >= 1"),
+        (lambda: bo.MCLMC(rank=2.5), "`rank` must be an int"),
+        (
+            lambda: bo.MCLMC(metric="low_rank", diagonal_preconditioning=False),
+            "needs `diagonal_preconditioning=True`",
+        ),
+        (lambda: bo.AdjustedMCLMC(metric="Low_rank"), "`metric` must be 'diagonal' or"),
+        (lambda: bo.AdjustedMCLMC(metric="low_rank", rank=-3), "`rank` must be an int >= 1"),
         (lambda: bo.MCLMC(step_size=0.0), "step_size"),
         (lambda: bo.MCLMC(L=-1.0), "`L`"),
         (lambda: bo.MCLMC(desired_energy_var=0), "desired_energy_var"),
