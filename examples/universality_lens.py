@@ -27,7 +27,8 @@ For each teacher and width:
    few inputs a wide student could match the teacher there alone and W would come out too
    large), by tempering (`bo.lens.weight_curve(..., method="tempering")`), and the bound
    chain (`bo.lens.bounds`, on the curve's reliable points) against the SMC regret. The W
-   curves are configured up to width 4,096 (16,385 weights); the regret stops at 1,024.
+   curves go up to width 4,096 (16,385 weights: about an hour on 2 CPU cores); the regret
+   stops at 1,024.
 3. The effective dimension at the MAP on all the points (`bo.lens.effective_dimension`).
 
 Writes `docs/img/lens_*.png`, `examples/output/universality_lens.json` and
