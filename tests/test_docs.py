@@ -8,8 +8,17 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
+# Pages whose blocks sample for close to a minute: in the slow suite (CI runs it too), so the
+# default run stays under 10 minutes on 2 cores.
+SLOW_PAGES = {"ensembles.md", "samplers-hmc.md"}
+
+
 @pytest.mark.parametrize(
-    "page", sorted(p.name for p in DOCS.glob("*.md") if "```python" in p.read_text())
+    "page",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_PAGES else name
+        for name in sorted(p.name for p in DOCS.glob("*.md") if "```python" in p.read_text())
+    ],
 )
 def test_python_blocks_of_a_page_run_in_order(page):
     text = (DOCS / page).read_text()

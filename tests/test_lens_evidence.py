@@ -79,6 +79,7 @@ def test_prequential_branch(gaussian_location):
     assert result.terms is not None and result.terms.shape == (4, 30)
 
 
+@pytest.mark.slow  # about 20 s
 def test_linear_gaussian_d_much_larger_than_n(linear_gaussian):
     posterior, exact = linear_gaussian
     check(log_evidence(posterior, "laplace", key=jax.random.key(1), num_runs=1), exact)

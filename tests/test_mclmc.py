@@ -161,7 +161,10 @@ def _correlated(_):
     numpyro.sample("x", dist.MultivariateNormal(jnp.asarray(_CORR_MEAN), jnp.asarray(_CORR_COV)))
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize(
+    "name",
+    ["MCLMC", pytest.param("AdjustedMCLMC", marks=pytest.mark.slow)],  # ~17 s each
+)
 def test_low_rank_metric_on_a_correlated_gaussian(name):
     sampler = {"MCLMC": bo.MCLMC, "AdjustedMCLMC": bo.AdjustedMCLMC}[name](metric="low_rank")
     ensemble = bo.sample(

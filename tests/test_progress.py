@@ -146,6 +146,7 @@ def test_quiet_progress_has_no_live_arguments():
     assert report.bar is None
 
 
+@pytest.mark.slow  # about 15 s
 def test_four_devices_and_a_data_axis(tmp_path_factory):
     folder = tmp_path_factory.mktemp("progress")
     common = {"seed": 5, "num_chains": 4, "num_warmup": 0, "num_draws": 30, "chunk_size": 20}

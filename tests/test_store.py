@@ -277,6 +277,7 @@ np.savez(folder + "/out.npz", **arrays)
 """
 
 
+@pytest.mark.slow  # about 19 s
 def test_a_run_killed_between_store_and_checkpoint_resumes_to_the_uninterrupted_draws(
     runs, tmp_path
 ):
