@@ -407,11 +407,11 @@ def bench_nuts_vs_numpyro(cfg, posterior, net, probe, log):
             x,
             y,
             init_params=to_numpyro(posterior, inits),
-            extra_fields=("num_steps", "diverging"),
+            extra_fields=("num_steps", "diverging", "adapt_state.step_size"),
         )
         return mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
 
-    def diagnose(timing, positions, n_steps, diverging):
+    def diagnose(timing, positions, n_steps, diverging, step_size):
         lp = lp_trace(posterior, positions)
         pred = predictions(posterior, positions["net"], probe)
         ess_lp, ess_pred = float(arviz_stats.ess(lp)), float(np.median(arviz_stats.ess(pred)))
@@ -422,6 +422,7 @@ def bench_nuts_vs_numpyro(cfg, posterior, net, probe, log):
             ess_pred_per_s=ess_pred / timing.run[-1],
             n_steps=np.asarray(n_steps).mean(),
             divergences=np.asarray(diverging).sum(),
+            step_size=np.asarray(step_size).mean(),
         )
 
     bo_t, np_t = Timing(), Timing()
@@ -434,9 +435,17 @@ def bench_nuts_vs_numpyro(cfg, posterior, net, probe, log):
         ens = bo_t.timed(
             lambda seed=seed, inits=inits: nuts_run(posterior, C, W, D, depth, seed, inits)
         )
-        diagnose(bo_t, ens.params, ens.stats["n_steps"], ens.stats["diverging"])
+        diagnose(
+            bo_t, ens.params, ens.stats["n_steps"], ens.stats["diverging"], ens.stats["step_size"]
+        )
         samples, extra = np_t.timed(lambda seed=seed, inits=inits: run_numpyro(seed, inits))
-        diagnose(np_t, from_numpyro(posterior, samples), extra["num_steps"], extra["diverging"])
+        diagnose(
+            np_t,
+            from_numpyro(posterior, samples),
+            extra["num_steps"],
+            extra["diverging"],
+            extra["adapt_state.step_size"],
+        )
         log(
             f"  [2] repeat {r}: bo {bo_t.run[-1]:.1f}s, ESS lp {bo_t.extra['ess_lp'][-1]:.1f} "
             f"pred {bo_t.extra['ess_pred'][-1]:.1f}; numpyro {np_t.run[-1]:.1f}s "

@@ -1,0 +1,161 @@
+"""`bo.NUTS` against NumPyro's NUTS in ESS per second, with enough repeats to see past the noise.
+
+Run from the repository root (about 30 minutes on a quiet 2-core CPU):
+
+    .venv/bin/python benchmarks/nuts_ess.py                  # updates its section of RESULTS.md
+    .venv/bin/python benchmarks/nuts_ess.py --quick          # tiny sizes: a smoke test only
+
+The comparison is benchmark 2 of `benchmarks/sampling.py` (same network, data, priors,
+likelihood, initial points, compile time excluded for both) run with longer chains and more
+paired repeats. Each repeat pairs the two samplers on the same seed and initial points, so the
+statistic is the paired log ratio r_i = log(ESS/s of bo) - log(ESS/s of NumPyro). Its mean over
+n repeats has a Student-t 95% interval m +- t_{0.975, n-1} s / sqrt(n); the ratio exp(m) is
+"ahead outside noise" when the whole interval lies above 0 (ratio 1), "behind" when below, and
+"not resolved" otherwise. The interval is written by hand because it is two lines of
+`scipy.stats.t`; nothing in the pinned stack reports paired ratios of ESS/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import sampling  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _sections import machine_line, write_section
+from scipy import stats
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+START, END = "<!-- nuts_ess:start -->", "<!-- nuts_ess:end -->"
+
+
+class Config:
+    def __init__(self, quick: bool, repeats: int, draws: int, warmup: int, probes: int):
+        self.depth = 4 if quick else 8
+        self.ess_warmup = 10 if quick else warmup
+        self.ess_draws = 10 if quick else draws
+        self.repeats_ess = repeats
+        self.num_probes = probes
+        self.n_full = 100
+
+
+def paired_interval(log_ratios: list[float]) -> tuple[float, float, float, float]:
+    """Mean, standard deviation and the Student-t 95% interval of the paired log ratios."""
+    x = np.asarray(log_ratios)
+    n = len(x)
+    m, s = float(x.mean()), float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * s / math.sqrt(n)
+    return m, s, m - half, m + half
+
+
+def verdict(lo: float, hi: float) -> str:
+    if lo > 0:
+        return "**ahead, outside noise**"
+    if hi < 0:
+        return "**behind, outside noise**"
+    return "**not resolved** (the interval contains 1)"
+
+
+def report(cfg: Config, result: dict, elapsed: float, load: tuple[float, float]) -> str:
+    bo_t, np_t = result["bo"], result["numpyro"]
+    n = len(bo_t.run)
+    rows, summary = [], []
+    for name, label in (("ess_lp", "log density"), ("ess_pred", "predictions f(probe)")):
+        per_s = [
+            (b / tb) / (p / tp)
+            for b, tb, p, tp in zip(
+                bo_t.extra[name], bo_t.run, np_t.extra[name], np_t.run, strict=True
+            )
+        ]
+        ess_ratio = [b / p for b, p in zip(bo_t.extra[name], np_t.extra[name], strict=True)]
+        m, s, lo, hi = paired_interval([math.log(r) for r in per_s])
+        pooled = (sum(bo_t.extra[name]) / sum(bo_t.run)) / (sum(np_t.extra[name]) / sum(np_t.run))
+        rows.append(
+            f"| {label} | {math.exp(m):.2f} | {math.exp(lo):.2f} - {math.exp(hi):.2f} | "
+            f"{s:.2f} | {statistics.median(per_s):.2f} | {pooled:.2f} | "
+            f"{statistics.geometric_mean(ess_ratio):.2f} | {verdict(lo, hi)} |"
+        )
+        summary.append(
+            f"- {label}, per repeat: " + ", ".join(f"{r:.2f}" for r in sorted(per_s)) + "."
+        )
+    run_ratio = statistics.geometric_mean([b / p for b, p in zip(bo_t.run, np_t.run, strict=True)])
+
+    def col(t, key, fmt):
+        return ", ".join(format(v, fmt) for v in t.extra[key])
+
+    lines = [
+        START,
+        "## `bo.NUTS` vs NumPyro NUTS: ESS/s with paired repeats (`benchmarks/nuts_ess.py`)",
+        "",
+        machine_line() + f" at the start, {os.getloadavg()[0]:.1f} at the end; the script ran "
+        f"{elapsed / 60:.1f} min. Regenerate with `.venv/bin/python benchmarks/nuts_ess.py`.",
+        "",
+        f"Benchmark 2 of `benchmarks/sampling.py` (the 2,641-weight tanh MLP, N = {cfg.n_full}, "
+        f"prior N(0, 1), noise 0.1) with longer chains and more repeats: {cfg.ess_warmup} "
+        f"warm-up + {cfg.ess_draws} draws x 2 chains (vectorized on one device for both), max "
+        f"tree depth {cfg.depth}, target acceptance 0.8, **{n} paired repeats** (same seed and "
+        f"initial points for both sides of a pair; new ones per pair). ESS: `arviz_stats.ess` "
+        f"(bulk) of the log density and of f(x) at {cfg.num_probes} probe inputs (median over "
+        "probes). Compile time excluded for both (NumPyro's recompiles are subtracted with JAX's "
+        "own compile-time spans). The ratio is the geometric mean of the per-repeat ESS/s ratios, "
+        "its interval the Student-t 95% interval of the mean log ratio.",
+        "",
+        "| ESS/s of | ratio bo / NumPyro | 95% interval | sd of log ratio | median ratio | pooled "
+        "ratio | ESS-per-draw ratio | verdict (goal >= 1) |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+        f"Run-time ratio bo / NumPyro (geometric mean): {run_ratio:.2f}; both take "
+        f"{statistics.mean(bo_t.extra['n_steps']):.0f} / "
+        f"{statistics.mean(np_t.extra['n_steps']):.0f} leapfrog steps per draw on average.",
+        "",
+        *summary,
+        f"- run times (s), bo: {', '.join(f'{v:.1f}' for v in bo_t.run)}; NumPyro: "
+        f"{', '.join(f'{v:.1f}' for v in np_t.run)}.",
+        f"- adapted step sizes (mean over the 2 chains), bo: {col(bo_t, 'step_size', '.4f')}; "
+        f"NumPyro: {col(np_t, 'step_size', '.4f')}.",
+        f"- divergences in the draws, bo: {col(bo_t, 'divergences', '.0f')}; NumPyro: "
+        f"{col(np_t, 'divergences', '.0f')}.",
+        f"- load average at start / end: {load[0]:.1f} / {load[1]:.1f}.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--repeats", type=int, default=12, help="paired repeats (>= 3)")
+    parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
+    parser.add_argument("--warmup", type=int, default=300, help="warm-up steps per chain")
+    parser.add_argument("--probes", type=int, default=10, help="probe inputs for f(x)")
+    parser.add_argument("--out", type=Path, default=None, help="report path")
+    args = parser.parse_args(argv)
+    if args.repeats < 3:
+        parser.error("--repeats must be >= 3 (the interval needs a spread)")
+    out = args.out or (Path("/tmp/bayesover-nuts-ess-quick.md") if args.quick else RESULTS)
+    cfg = Config(args.quick, args.repeats, args.draws, args.warmup, args.probes)
+    start, load0 = time.time(), os.getloadavg()[0]
+
+    def log(text):
+        print(f"[{time.time() - start:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    net = sampling.make_net(jax.random.key(0))
+    posterior = sampling.make_posterior(net, sampling.make_data(cfg.n_full, seed=1))
+    probe = jax.random.normal(jax.random.key(3), (cfg.num_probes, 4))
+    result = sampling.bench_nuts_vs_numpyro(cfg, posterior, net, probe, log)
+    text = report(cfg, result, time.time() - start, (load0, os.getloadavg()[0]))
+    write_section(out, text, START, END)
+    print(text)
+    log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
