@@ -301,6 +301,39 @@ def _tune_relative_to_start(tune, blackjax_state):
     return tuned._replace(position=jax.tree.map(jnp.add, origin, tuned.position)), params
 
 
+def _mclmc_tuner(
+    kernel,
+    logdensity,
+    *,
+    num_steps,
+    rng_key,
+    fracs,
+    desired_energy_var,
+    diagonal_preconditioning,
+    params,
+):
+    """`tune(relative, state) -> (state, params)` for `_tune_relative_to_start`: BlackJAX's
+    `mclmc_find_L_and_step_size` with phase fractions `fracs` from `params`."""
+
+    def tune(relative, blackjax_state):
+        tuned_state, tuned_params, _ = blackjax.mclmc_find_L_and_step_size(
+            mclmc_kernel=_with_positive_metric(kernel),
+            num_steps=num_steps,
+            state=blackjax_state,
+            rng_key=rng_key,
+            logdensity_fn=relative(logdensity),
+            frac_tune1=fracs[0],
+            frac_tune2=fracs[1],
+            frac_tune3=fracs[2],
+            desired_energy_var=desired_energy_var,
+            diagonal_preconditioning=diagonal_preconditioning,
+            params=params,
+        )
+        return tuned_state, tuned_params
+
+    return tune
+
+
 def _halve_until(ok, step_size, max_halvings=40):
     """The first of `step_size * 2**-k` (k = 0, 1, ..., max_halvings) for which `ok(step)`
     holds (a traced bool); the last one if none does. A `lax.while_loop`: under `vmap` each
@@ -459,24 +492,16 @@ class MCLMC(AbstractSampler):
                 + self.frac_tune3
             )
 
-            def tune(relative, blackjax_state):
-                tuned_state, params, _ = blackjax.mclmc_find_L_and_step_size(
-                    mclmc_kernel=_with_positive_metric(kernel),
-                    num_steps=num_steps,
-                    state=blackjax_state,
-                    rng_key=rng_key,
-                    logdensity_fn=relative(logdensity),
-                    frac_tune1=self.frac_tune1 / total,
-                    frac_tune2=self.frac_tune2 / total,
-                    frac_tune3=self.frac_tune3 / total,
-                    desired_energy_var=self.desired_energy_var,
-                    diagonal_preconditioning=self.diagonal_preconditioning,
-                    params=MCLMCAdaptationState(
-                        state.L, state.step_size, state.inverse_mass_matrix
-                    ),
-                )
-                return tuned_state, params
-
+            tune = _mclmc_tuner(
+                kernel,
+                logdensity,
+                num_steps=num_steps,
+                rng_key=rng_key,
+                fracs=(self.frac_tune1 / total, self.frac_tune2 / total, self.frac_tune3 / total),
+                desired_energy_var=self.desired_energy_var,
+                diagonal_preconditioning=self.diagonal_preconditioning,
+                params=MCLMCAdaptationState(state.L, state.step_size, state.inverse_mass_matrix),
+            )
             tuned = _tuned(state, *_tune_relative_to_start(tune, state.mclmc))
             _check_tuned("MCLMC", tuned, 0.0)
             return tuned
@@ -495,27 +520,21 @@ class MCLMC(AbstractSampler):
                 pilot_algorithm.step, pilot, draws_key, num_draws, self.rank
             )
 
-            def tune(relative, blackjax_state):
-                # the metric whitens the posterior: BlackJAX's preconditioned L = sqrt(d) to
-                # start, then its step-size phase and its autocorrelation phase for L (its
-                # variance phase would replace L by sqrt(sum of the variances))
-                tuned_state, params, _ = blackjax.mclmc_find_L_and_step_size(
-                    mclmc_kernel=_with_positive_metric(kernel),
-                    num_steps=tune_steps,
-                    state=blackjax_state,
-                    rng_key=tune_key,
-                    logdensity_fn=relative(logdensity),
-                    frac_tune1=0.5,
-                    frac_tune2=0.0,
-                    frac_tune3=0.5,
-                    desired_energy_var=self.desired_energy_var,
-                    diagonal_preconditioning=False,
-                    params=MCLMCAdaptationState(
-                        jnp.asarray(math.sqrt(dim), state.L.dtype), pilot.step_size, metric
-                    ),
-                )
-                return tuned_state, params
-
+            # the metric whitens the posterior: BlackJAX's preconditioned L = sqrt(d) to start,
+            # then its step-size phase and its autocorrelation phase for L (its variance phase
+            # would replace L by sqrt(sum of the variances))
+            tune = _mclmc_tuner(
+                kernel,
+                logdensity,
+                num_steps=tune_steps,
+                rng_key=tune_key,
+                fracs=(0.5, 0.0, 0.5),
+                desired_energy_var=self.desired_energy_var,
+                diagonal_preconditioning=False,
+                params=MCLMCAdaptationState(
+                    jnp.asarray(math.sqrt(dim), state.L.dtype), pilot.step_size, metric
+                ),
+            )
             tuned = _tuned(state, *_tune_relative_to_start(tune, pilot.mclmc))
             _check_tuned("MCLMC", tuned, 0.0)
             return tuned
