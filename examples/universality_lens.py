@@ -5,6 +5,8 @@
     .venv/bin/python examples/universality_lens.py --quick   # a smoke run (~7 min)
     .venv/bin/python examples/universality_lens.py --weight-only  # W curves + bounds, widths
                                                     # 16-4,096, on the saved regrets
+    .venv/bin/python examples/universality_lens.py --regret-only  # the Bayes regret (SMC on 8
+                                                    # data sets) + bounds, on the saved W curves
 
 A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `bayesover/models/teacher_student.py`) labels inputs
 x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
@@ -146,18 +148,13 @@ def smc_regret(full, teacher, cfg, key) -> bo.lens.RegretResult:
     )
 
 
-def run_one(teacher_name, width, cfg, key):
-    scale = TEACHERS[teacher_name]
-    problem, teacher = student_problem(width, scale, max(cfg["ns"]))
-    full = problem.posterior
-    test = problem.test
-    result = {"teacher": teacher_name, "width": width, "num_params": full.model.num_params}
-    k_prior, k_sgld, k_weight, k_map, k_ed = jax.random.split(key, 5)
-
-    # 1a. the Bayes mixture's expected regret, by prequential SMC
+def smc_into(result, full, teacher, cfg, key) -> None:
+    """The Bayes mixture's expected regret curve (`smc_regret`) and its values at the `ns`,
+    written into `result`."""
     start = time.perf_counter()
-    smc = smc_regret(full, teacher, cfg, jax.random.fold_in(key, 7))
+    smc = smc_regret(full, teacher, cfg, key)
     result["smc_seconds"] = time.perf_counter() - start
+    result["smc_datasets"] = len(smc.datasets)
     result["smc_t"] = np.asarray(smc.n).tolist()
     result["smc_regret_t"] = np.asarray(smc.regret).tolist()
     result["smc_regret_t_se"] = np.asarray(smc.regret_stderr).tolist()
@@ -167,10 +164,22 @@ def run_one(teacher_name, width, cfg, key):
     result["regret"] = np.asarray(smc.regret)[at].tolist()
     result["regret_se"] = np.asarray(smc.regret_stderr)[at].tolist()
     log(
-        f"  {teacher_name} w{width}: SMC E R_n {np.round(result['regret'], 2)} "
-        f"± {np.round(result['regret_se'], 2)} ({result['smc_seconds']:.0f} s, "
-        f"{'reliable' if result['smc_reliable'] else 'UNRELIABLE'})"
+        f"  {result['teacher']} w{result['width']}: SMC E R_n {np.round(result['regret'], 2)} "
+        f"± {np.round(result['regret_se'], 2)} over {len(smc.datasets)} data sets "
+        f"({result['smc_seconds']:.0f} s, {'reliable' if result['smc_reliable'] else 'UNRELIABLE'})"
     )
+
+
+def run_one(teacher_name, width, cfg, key):
+    scale = TEACHERS[teacher_name]
+    problem, teacher = student_problem(width, scale, max(cfg["ns"]))
+    full = problem.posterior
+    test = problem.test
+    result = {"teacher": teacher_name, "width": width, "num_params": full.model.num_params}
+    k_prior, k_sgld, k_weight, k_map, k_ed = jax.random.split(key, 5)
+
+    # 1a. the Bayes mixture's expected regret, by prequential SMC
+    smc_into(result, full, teacher, cfg, jax.random.fold_in(key, 7))
 
     # 1b. a 4-chain SGLD ensemble's regret, from its instantaneous regrets
     ts, rs, ses = [], [], []
@@ -240,6 +249,12 @@ def weight_and_bounds(full, teacher, result, cfg, key):
     result["weight_reasons"] = list(curve.reasons)
     result["weight_stages"] = int(curve.num_levels)
     result.pop("weight_poorly_mixed", None)  # a splitting diagnostic, from older runs
+    return curve, bounds_into(result, curve, cfg)
+
+
+def bounds_into(result, curve, cfg):
+    """The bound chain of `curve` against the student's SMC regret (the bounds alone where
+    none was measured), written into `result`."""
     has_regret = "regret" in result
     chain = bo.lens.bounds(
         n=np.asarray(cfg["ns"]),
@@ -254,7 +269,39 @@ def weight_and_bounds(full, teacher, result, cfg, key):
     result["chain_holds"] = np.asarray(chain.holds).tolist()
     result["bounds_eps_used"] = np.asarray(chain.eps_used).tolist()
     result["n"] = list(cfg["ns"])
-    return curve, chain
+    return chain
+
+
+def saved_curve(result) -> bo.lens.WeightCurve:
+    """The W curve saved in `result` (enough of it for `bo.lens.bounds`)."""
+    return bo.lens.WeightCurve(
+        eps=np.asarray(result["eps"]),
+        log_weight=-np.asarray(result["neg_log_weight"]),
+        log_weight_stderr=np.asarray(result["neg_log_weight_se"]),
+        method="tempering",
+        num_levels=result["weight_stages"],
+        collapsed=result["weight_collapsed"],
+        reliable=np.asarray(result["weight_reliable"]),
+        reasons=tuple(result["weight_reasons"]),
+    )
+
+
+def regret_only(cfg, results, saved: Path, start, widths) -> list:
+    """Recompute the Bayes mixture's expected regret (prequential SMC on `smc_datasets` data
+    sets) of every saved student that has one, or of those with a width in `widths`, and its
+    bound chain against the saved W curve."""
+    for result in results:
+        if "regret" not in result or (widths and result["width"] not in widths):
+            continue
+        name, width = result["teacher"], result["width"]
+        problem, teacher = student_problem(width, TEACHERS[name], max(cfg["ns"]))
+        index = 100 * list(TEACHERS).index(name) + list(cfg["widths"]).index(width)
+        key = jax.random.fold_in(jax.random.key(2), index)
+        smc_into(result, problem.posterior, teacher, cfg, key)
+        chain = bounds_into(result, saved_curve(result), cfg)
+        log(f"  {name} w{width}: {chain}")
+        _save(saved, cfg, results, start)
+    return results
 
 
 def weight_only(cfg, results, saved: Path, start) -> list:
@@ -400,7 +447,7 @@ def config(quick: bool) -> dict:
         thinning=5,
         step_size=5e-5,
         map_steps=2000,
-        smc_datasets=3,
+        smc_datasets=8,  # the stderr of E R_n is the spread across data sets / sqrt(8)
         smc_particles=256,
     )
 
@@ -427,6 +474,15 @@ def main(argv=None):
         action="store_true",
         help="recompute the W curves and bounds on the saved students, add `weight_widths`",
     )
+    parser.add_argument(
+        "--regret-only",
+        action="store_true",
+        help="recompute the Bayes regret (SMC, `smc_datasets` data sets) and bounds of the saved "
+        "students",
+    )
+    parser.add_argument(
+        "--widths", type=int, nargs="*", default=(), help="with --regret-only: only these widths"
+    )
     args = parser.parse_args(argv)
     cfg = config(args.quick)
     out = ROOT / "examples" / "output"
@@ -445,6 +501,12 @@ def main(argv=None):
     if args.weight_only:
         results = json.loads(saved.read_text())["results"] if saved.exists() else []
         weight_only(cfg, results, saved, time.perf_counter())
+        plot(results, figures)
+        table(results)
+        return
+    if args.regret_only:
+        results = json.loads(saved.read_text())["results"]
+        regret_only(cfg, results, saved, time.perf_counter(), args.widths)
         plot(results, figures)
         table(results)
         return
