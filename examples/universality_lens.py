@@ -7,6 +7,7 @@
                                                     # 16-4,096, on the saved regrets
     .venv/bin/python examples/universality_lens.py --regret-only  # the Bayes regret (SMC on 8
                                                     # data sets) + bounds, on the saved W curves
+    .venv/bin/python examples/universality_lens.py --deff-only --widths 4096  # d_eff at the MAP
 
 A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `bayesover/models/teacher_student.py`) labels inputs
 x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
@@ -213,12 +214,22 @@ def run_one(teacher_name, width, cfg, key):
         log(f"  {teacher_name} w{width}: W curve not measured (width > weight_max_width)")
 
     # 3. effective dimension at the MAP on all the points
+    deff_into(result, full, cfg, k_map, k_ed)
+    return result, ensembles, curve, chain, problem
+
+
+def deff_into(result, full, cfg, k_map, k_ed) -> None:
+    """MacKay's effective dimension at the MAP of all the points, written into `result`."""
+    start = time.perf_counter()
     fit = bo.map_estimate(full, key=k_map, optimizer=optax.adam(1e-2), num_steps=cfg["map_steps"])
     ed = bo.lens.effective_dimension(full, fit.position, key=k_ed)
     result["effective_dimension"] = float(ed.value)
     result["effective_dimension_se"] = float(ed.stderr)
-    log(f"  {teacher_name} w{width}: d_eff {ed.value:.1f} ± {ed.stderr:.1f}")
-    return result, ensembles, curve, chain, problem
+    result["effective_dimension_seconds"] = time.perf_counter() - start
+    log(
+        f"  {result['teacher']} w{result['width']}: d_eff {ed.value:.1f} ± {ed.stderr:.1f} "
+        f"({result['effective_dimension_seconds']:.0f} s)"
+    )
 
 
 def weight_and_bounds(full, teacher, result, cfg, key):
@@ -286,20 +297,30 @@ def saved_curve(result) -> bo.lens.WeightCurve:
     )
 
 
-def regret_only(cfg, results, saved: Path, start, widths) -> list:
-    """Recompute the Bayes mixture's expected regret (prequential SMC on `smc_datasets` data
-    sets) of every saved student that has one, or of those with a width in `widths`, and its
-    bound chain against the saved W curve."""
+def remeasure(cfg, results, saved: Path, start, widths, part: str) -> list:
+    """Recompute one part of the saved students (those with a width in `widths`, all if
+    empty): `"regret"`, the Bayes mixture's expected regret (prequential SMC on `smc_datasets`
+    data sets) of the students that have one, and its bound chain against the saved W curve;
+    `"deff"`, the effective dimension at the MAP (every student, the W-only ones included)."""
     for result in results:
-        if "regret" not in result or (widths and result["width"] not in widths):
-            continue
         name, width = result["teacher"], result["width"]
+        if (widths and width not in widths) or (part == "regret" and "regret" not in result):
+            continue
         problem, teacher = student_problem(width, TEACHERS[name], max(cfg["ns"]))
-        index = 100 * list(TEACHERS).index(name) + list(cfg["widths"]).index(width)
-        key = jax.random.fold_in(jax.random.key(2), index)
-        smc_into(result, problem.posterior, teacher, cfg, key)
-        chain = bounds_into(result, saved_curve(result), cfg)
-        log(f"  {name} w{width}: {chain}")
+        teacher_index = 100 * list(TEACHERS).index(name)
+        if part == "regret":  # the students with a regret have a width in cfg["widths"]
+            index = teacher_index + list(cfg["widths"]).index(width)
+            smc_into(
+                result,
+                problem.posterior,
+                teacher,
+                cfg,
+                jax.random.fold_in(jax.random.key(2), index),
+            )
+            log(f"  {name} w{width}: {bounds_into(result, saved_curve(result), cfg)}")
+        else:
+            key = jax.random.fold_in(jax.random.key(3), teacher_index + width)
+            deff_into(result, problem.posterior, cfg, *jax.random.split(key))
         _save(saved, cfg, results, start)
     return results
 
@@ -481,7 +502,16 @@ def main(argv=None):
         "students",
     )
     parser.add_argument(
-        "--widths", type=int, nargs="*", default=(), help="with --regret-only: only these widths"
+        "--deff-only",
+        action="store_true",
+        help="recompute the effective dimension of the saved students (W-only ones included)",
+    )
+    parser.add_argument(
+        "--widths",
+        type=int,
+        nargs="*",
+        default=(),
+        help="with --regret-only or --deff-only: only these widths",
     )
     args = parser.parse_args(argv)
     cfg = config(args.quick)
@@ -504,9 +534,10 @@ def main(argv=None):
         plot(results, figures)
         table(results)
         return
-    if args.regret_only:
+    if args.regret_only or args.deff_only:
         results = json.loads(saved.read_text())["results"]
-        regret_only(cfg, results, saved, time.perf_counter(), args.widths)
+        part = "regret" if args.regret_only else "deff"
+        remeasure(cfg, results, saved, time.perf_counter(), args.widths, part)
         plot(results, figures)
         table(results)
         return
