@@ -3,7 +3,12 @@
 Run from the repository root (about 30 minutes on a quiet 2-core CPU):
 
     .venv/bin/python benchmarks/nuts_ess.py                  # updates its section of RESULTS.md
+    .venv/bin/python benchmarks/nuts_ess.py --append         # more repeats, added to the saved
     .venv/bin/python benchmarks/nuts_ess.py --quick          # tiny sizes: a smoke test only
+
+Every repeat's numbers are saved in `benchmarks/nuts_ess.json`; `--append` runs new repeats
+(new seeds: repeat r uses seed 400 + r) and reports on all of them, so the interval narrows
+across runs (and machines: the ratios are paired within a repeat).
 
 The comparison is benchmark 2 of `benchmarks/sampling.py` (same network, data, priors,
 likelihood, initial points, compile time excluded for both) run with longer chains and more
@@ -18,6 +23,8 @@ n repeats has a Student-t 95% interval m +- t_{0.975, n-1} s / sqrt(n); the rati
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import math
 import os
 import statistics
@@ -28,11 +35,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import sampling  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from _sections import machine_line, write_section
+from _sections import cpu_name, machine_line, write_section
 from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
+SAVED = HERE / "nuts_ess.json"
 START, END = "<!-- nuts_ess:start -->", "<!-- nuts_ess:end -->"
 
 
@@ -44,6 +52,12 @@ class Config:
         self.repeats_ess = repeats
         self.num_probes = probes
         self.n_full = 100
+        self.first_repeat = 0
+
+    def signature(self) -> dict:
+        """What makes repeats comparable (the number of repeats does not)."""
+        keys = ("depth", "ess_warmup", "ess_draws", "num_probes", "n_full")
+        return {k: getattr(self, k) for k in keys}
 
 
 def paired_interval(log_ratios: list[float]) -> tuple[float, float, float, float]:
@@ -63,20 +77,38 @@ def verdict(lo: float, hi: float) -> str:
     return "**not resolved** (the interval contains 1)"
 
 
-def report(cfg: Config, result: dict, elapsed: float, load: tuple[float, float]) -> str:
-    bo_t, np_t = result["bo"], result["numpyro"]
-    n = len(bo_t.run)
+def records(result: dict, first_repeat: int) -> list[dict]:
+    """One dict per repeat: its index and, for "bo" and "numpyro", the run time and the
+    noted numbers (ESS of the log density and of the predictions, step size, ...)."""
+    sides = {"bo": result["bo"], "numpyro": result["numpyro"]}
+    n = len(result["bo"].run)
+    return [
+        {
+            "repeat": first_repeat + i,
+            "date": f"{datetime.datetime.now():%Y-%m-%d}",
+            "cpu": cpu_name(),
+            **{
+                side: {"run": t.run[i], **{k: v[i] for k, v in t.extra.items()}}
+                for side, t in sides.items()
+            },
+        }
+        for i in range(n)
+    ]
+
+
+def report(cfg: Config, saved: list[dict], elapsed: float, load: tuple[float, float]) -> str:
+    bo = {k: [r["bo"][k] for r in saved] for k in saved[0]["bo"]}
+    numpyro = {k: [r["numpyro"][k] for r in saved] for k in saved[0]["numpyro"]}
+    n = len(saved)
     rows, summary = [], []
     for name, label in (("ess_lp", "log density"), ("ess_pred", "predictions f(probe)")):
         per_s = [
             (b / tb) / (p / tp)
-            for b, tb, p, tp in zip(
-                bo_t.extra[name], bo_t.run, np_t.extra[name], np_t.run, strict=True
-            )
+            for b, tb, p, tp in zip(bo[name], bo["run"], numpyro[name], numpyro["run"], strict=True)
         ]
-        ess_ratio = [b / p for b, p in zip(bo_t.extra[name], np_t.extra[name], strict=True)]
+        ess_ratio = [b / p for b, p in zip(bo[name], numpyro[name], strict=True)]
         m, s, lo, hi = paired_interval([math.log(r) for r in per_s])
-        pooled = (sum(bo_t.extra[name]) / sum(bo_t.run)) / (sum(np_t.extra[name]) / sum(np_t.run))
+        pooled = (sum(bo[name]) / sum(bo["run"])) / (sum(numpyro[name]) / sum(numpyro["run"]))
         rows.append(
             f"| {label} | {math.exp(m):.2f} | {math.exp(lo):.2f} - {math.exp(hi):.2f} | "
             f"{s:.2f} | {statistics.median(per_s):.2f} | {pooled:.2f} | "
@@ -85,17 +117,21 @@ def report(cfg: Config, result: dict, elapsed: float, load: tuple[float, float])
         summary.append(
             f"- {label}, per repeat: " + ", ".join(f"{r:.2f}" for r in sorted(per_s)) + "."
         )
-    run_ratio = statistics.geometric_mean([b / p for b, p in zip(bo_t.run, np_t.run, strict=True)])
+    run_ratio = statistics.geometric_mean(
+        [b / p for b, p in zip(bo["run"], numpyro["run"], strict=True)]
+    )
 
-    def col(t, key, fmt):
-        return ", ".join(format(v, fmt) for v in t.extra[key])
+    def col(values, fmt):
+        return ", ".join(format(v, fmt) for v in values)
 
+    dates = sorted({f"{r['date']} ({r['cpu']})" for r in saved})
     lines = [
         START,
         "## `bo.NUTS` vs NumPyro NUTS: ESS/s with paired repeats (`benchmarks/nuts_ess.py`)",
         "",
-        machine_line() + f" at the start, {os.getloadavg()[0]:.1f} at the end; the script ran "
-        f"{elapsed / 60:.1f} min. Regenerate with `.venv/bin/python benchmarks/nuts_ess.py`.",
+        machine_line() + f" at the start, {os.getloadavg()[0]:.1f} at the end; this run took "
+        f"{elapsed / 60:.1f} min. Repeats from: {'; '.join(dates)}. Regenerate with "
+        "`.venv/bin/python benchmarks/nuts_ess.py` (add repeats with `--append`).",
         "",
         f"Benchmark 2 of `benchmarks/sampling.py` (the 2,641-weight tanh MLP, N = {cfg.n_full}, "
         f"prior N(0, 1), noise 0.1) with longer chains and more repeats: {cfg.ess_warmup} "
@@ -112,18 +148,17 @@ def report(cfg: Config, result: dict, elapsed: float, load: tuple[float, float])
         "|---|---:|---|---:|---:|---:|---:|---|",
         *rows,
         "",
-        f"Run-time ratio bo / NumPyro (geometric mean): {run_ratio:.2f}; both take "
-        f"{statistics.mean(bo_t.extra['n_steps']):.0f} / "
-        f"{statistics.mean(np_t.extra['n_steps']):.0f} leapfrog steps per draw on average.",
+        f"Run-time ratio bo / NumPyro (geometric mean): {run_ratio:.2f}; leapfrog steps per "
+        f"draw on average, bo / NumPyro: {_mean_known(bo['n_steps'])} / "
+        f"{_mean_known(numpyro['n_steps'])}.",
         "",
         *summary,
-        f"- run times (s), bo: {', '.join(f'{v:.1f}' for v in bo_t.run)}; NumPyro: "
-        f"{', '.join(f'{v:.1f}' for v in np_t.run)}.",
-        f"- adapted step sizes (mean over the 2 chains), bo: {col(bo_t, 'step_size', '.4f')}; "
-        f"NumPyro: {col(np_t, 'step_size', '.4f')}.",
-        f"- divergences in the draws, bo: {col(bo_t, 'divergences', '.0f')}; NumPyro: "
-        f"{col(np_t, 'divergences', '.0f')}.",
-        f"- load average at start / end: {load[0]:.1f} / {load[1]:.1f}.",
+        f"- run times (s), bo: {col(bo['run'], '.1f')}; NumPyro: {col(numpyro['run'], '.1f')}.",
+        f"- adapted step sizes (mean over the 2 chains), bo: {col(bo['step_size'], '.4f')}; "
+        f"NumPyro: {col(numpyro['step_size'], '.4f')}.",
+        f"- divergences in the draws, bo: {col(bo['divergences'], '.0f')}; NumPyro: "
+        f"{col(numpyro['divergences'], '.0f')}.",
+        f"- load average at the start / end of this run: {load[0]:.1f} / {load[1]:.1f}.",
         END,
     ]
     return "\n".join(lines)
@@ -137,11 +172,22 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=300, help="warm-up steps per chain")
     parser.add_argument("--probes", type=int, default=10, help="probe inputs for f(x)")
     parser.add_argument("--out", type=Path, default=None, help="report path")
+    parser.add_argument(
+        "--append", action="store_true", help="add the new repeats to the saved ones"
+    )
     args = parser.parse_args(argv)
-    if args.repeats < 3:
-        parser.error("--repeats must be >= 3 (the interval needs a spread)")
+    if args.repeats < 1 or (args.repeats < 3 and not args.append):
+        parser.error("--repeats must be >= 3 (the interval needs a spread), >= 1 with --append")
     out = args.out or (Path("/tmp/bayesover-nuts-ess-quick.md") if args.quick else RESULTS)
+    store = Path("/tmp/bayesover-nuts-ess-quick.json") if args.quick else SAVED
     cfg = Config(args.quick, args.repeats, args.draws, args.warmup, args.probes)
+    saved: list[dict] = []
+    if args.append and store.exists():
+        payload = json.loads(store.read_text())
+        if payload["config"] != cfg.signature():
+            parser.error(f"--append: the saved repeats in {store} ran another configuration")
+        saved = payload["repeats"]
+    cfg.first_repeat = 1 + max((r["repeat"] for r in saved), default=-1)
     start, load0 = time.time(), os.getloadavg()[0]
 
     def log(text):
@@ -151,10 +197,25 @@ def main(argv=None):
     posterior = sampling.make_posterior(net, sampling.make_data(cfg.n_full, seed=1))
     probe = jax.random.normal(jax.random.key(3), (cfg.num_probes, 4))
     result = sampling.bench_nuts_vs_numpyro(cfg, posterior, net, probe, log)
-    text = report(cfg, result, time.time() - start, (load0, os.getloadavg()[0]))
+    saved += records(result, cfg.first_repeat)
+    write_json(store, {"config": cfg.signature(), "repeats": saved})
+    text = report(cfg, saved, time.time() - start, (load0, os.getloadavg()[0]))
     write_section(out, text, START, END)
     print(text)
-    log(f"wrote {out}")
+    log(f"wrote {out} and {store}")
+
+
+def _mean_known(values) -> str:
+    """The mean of the recorded values (repeats reconstructed from a log lack some)."""
+    known = [v for v in values if v is not None]
+    return f"{statistics.mean(known):.0f} (from {len(known)} repeats)" if known else "not kept"
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Written to a temporary file and renamed: never half-written."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -430,7 +430,7 @@ def bench_nuts_vs_numpyro(cfg, posterior, net, probe, log):
     bo_t.cold(lambda: nuts_run(posterior, C, W, D, depth, 399, inits))
     np_t.cold(lambda: run_numpyro(399, inits))
     log(f"  [2] cold compile: bo {bo_t.cold_compile:.1f}s, numpyro {np_t.cold_compile:.1f}s")
-    for r in range(cfg.repeats_ess):
+    for r in range(cfg.first_repeat, cfg.first_repeat + cfg.repeats_ess):
         seed, inits = 400 + r, prior_positions(posterior, 300 + r, C)
         ens = bo_t.timed(
             lambda seed=seed, inits=inits: nuts_run(posterior, C, W, D, depth, seed, inits)
@@ -833,6 +833,7 @@ class Config:
         self.repeats = repeats
         self.repeats_nuts1 = max(7, repeats)  # benchmark 1 is cheap and its goal tight
         self.repeats_ess = max(5, repeats)  # ESS estimates are noisy: more repeats
+        self.first_repeat = 0  # benchmark 2's repeat r uses seed 400 + r, initial points 300 + r
         self.num_probes = 5
         self.depth = 8
         self.n_full = 100
