@@ -145,7 +145,7 @@ def smc_regret(full, teacher, cfg, key) -> bo.lens.RegretResult:
         key=key,
         num_datasets=cfg["smc_datasets"],
         num_particles=cfg["smc_particles"],
-        num_runs=2,
+        num_runs=cfg["smc_runs"],
     )
 
 
@@ -156,6 +156,7 @@ def smc_into(result, full, teacher, cfg, key) -> None:
     smc = smc_regret(full, teacher, cfg, key)
     result["smc_seconds"] = time.perf_counter() - start
     result["smc_datasets"] = len(smc.datasets)
+    result["smc_runs"] = cfg["smc_runs"]
     result["smc_t"] = np.asarray(smc.n).tolist()
     result["smc_regret_t"] = np.asarray(smc.regret).tolist()
     result["smc_regret_t_se"] = np.asarray(smc.regret_stderr).tolist()
@@ -300,16 +301,20 @@ def saved_curve(result) -> bo.lens.WeightCurve:
 def remeasure(cfg, results, saved: Path, start, widths, part: str) -> list:
     """Recompute one part of the saved students (those with a width in `widths`, all if
     empty): `"regret"`, the Bayes mixture's expected regret (prequential SMC on `smc_datasets`
-    data sets) of the students that have one, and its bound chain against the saved W curve;
-    `"deff"`, the effective dimension at the MAP (every student, the W-only ones included)."""
+    data sets, `smc_runs` runs each) of the students that have one (and of W-only students
+    whose width is in `widths`), and its bound chain against the saved W curve; `"deff"`,
+    the effective dimension at the MAP (every student, the W-only ones included)."""
     for result in results:
         name, width = result["teacher"], result["width"]
-        if (widths and width not in widths) or (part == "regret" and "regret" not in result):
+        if widths and width not in widths:
             continue
+        if part == "regret" and "regret" not in result and not widths:
+            continue  # a W-only student gets a regret only when its width is asked for
         problem, teacher = student_problem(width, TEACHERS[name], max(cfg["ns"]))
         teacher_index = 100 * list(TEACHERS).index(name)
-        if part == "regret":  # the students with a regret have a width in cfg["widths"]
-            index = teacher_index + list(cfg["widths"]).index(width)
+        if part == "regret":
+            grid = list(cfg["widths"])
+            index = teacher_index + (grid.index(width) if width in grid else width)
             smc_into(
                 result,
                 problem.posterior,
@@ -451,6 +456,7 @@ def config(quick: bool) -> dict:
             map_steps=200,
             smc_datasets=2,
             smc_particles=64,
+            smc_runs=2,
         )
     return dict(
         widths=(16, 64, 256, 1024),
@@ -470,6 +476,7 @@ def config(quick: bool) -> dict:
         map_steps=2000,
         smc_datasets=8,  # the stderr of E R_n is the spread across data sets / sqrt(8)
         smc_particles=256,
+        smc_runs=2,  # SMC runs per data set (their mean is the data set's regret)
     )
 
 
@@ -507,6 +514,9 @@ def main(argv=None):
         help="recompute the effective dimension of the saved students (W-only ones included)",
     )
     parser.add_argument(
+        "--smc-runs", type=int, default=None, help="SMC runs per data set (default 2)"
+    )
+    parser.add_argument(
         "--widths",
         type=int,
         nargs="*",
@@ -515,6 +525,10 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     cfg = config(args.quick)
+    if args.smc_runs is not None:
+        if args.smc_runs < 1:
+            parser.error(f"--smc-runs must be >= 1, got {args.smc_runs}")
+        cfg["smc_runs"] = args.smc_runs
     out = ROOT / "examples" / "output"
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
