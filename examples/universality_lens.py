@@ -30,8 +30,8 @@ For each teacher and width:
    few inputs a wide student could match the teacher there alone and W would come out too
    large), by tempering (`bo.lens.weight_curve(..., method="tempering")`), and the bound
    chain (`bo.lens.bounds`, on the curve's reliable points) against the SMC regret. The W
-   curves go up to width 4,096 (16,385 weights: about an hour on 2 CPU cores); the regret
-   stops at 1,024.
+   curves go up to width 4,096 (16,385 weights: about an hour on 2 CPU cores); so does the
+   SMC regret (`--regret-only --widths 4096 --smc-runs 1`: about an hour), not the SGLD one.
 3. The effective dimension at the MAP on all the points (`bo.lens.effective_dimension`).
 
 Writes `docs/img/lens_*.png`, `examples/output/universality_lens.json` and
@@ -381,7 +381,7 @@ def _panels(results, fields, xlabel, ylabel, path: Path, dashed=None):
             xs, ys, es = (np.asarray(r[f]) for f in (x, y, err))
             (line,) = ax.plot(xs, ys, label=label)
             ax.fill_between(xs, ys - es, ys + es, color=line.get_color(), alpha=0.25)
-            if dashed is not None:
+            if dashed is not None and all(f in r for f in dashed):  # no SGLD at width 4,096
                 dx, dy, de = (r[f] for f in dashed)
                 ax.errorbar(dx, dy, yerr=de, ls="--", marker=".", color=line.get_color())
             if dashed is not None and "exp_integral_bound" in r:
