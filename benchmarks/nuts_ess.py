@@ -34,7 +34,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import sampling  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+import sampling  # benchmarks/ is on sys.path when run as a script
 from _sections import cpu_name, machine_line, write_section
 from scipy import stats
 

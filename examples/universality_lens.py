@@ -542,16 +542,14 @@ def main(argv=None):
         plot(results, figures)
         table(results)
         return
-    if args.weight_only:
-        results = json.loads(saved.read_text())["results"] if saved.exists() else []
-        weight_only(cfg, results, saved, time.perf_counter())
-        plot(results, figures)
-        table(results)
-        return
-    if args.regret_only or args.deff_only:
-        results = json.loads(saved.read_text())["results"]
-        part = "regret" if args.regret_only else "deff"
-        remeasure(cfg, results, saved, time.perf_counter(), args.widths, part)
+    if args.weight_only or args.regret_only or args.deff_only:  # on the saved students
+        if args.weight_only:
+            results = json.loads(saved.read_text())["results"] if saved.exists() else []
+            weight_only(cfg, results, saved, time.perf_counter())
+        else:
+            results = json.loads(saved.read_text())["results"]
+            part = "regret" if args.regret_only else "deff"
+            remeasure(cfg, results, saved, time.perf_counter(), args.widths, part)
         plot(results, figures)
         table(results)
         return
