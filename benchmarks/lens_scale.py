@@ -118,6 +118,10 @@ def closed_section(d, exact, rows, seconds):
         "| eps | exact log W | " + " | ".join(f"{m} error ± stderr" for m, *_ in rows) + " |",
         "|---:|---:|" + "---:|" * len(rows),
     ]
+    tempering = next(curve for m, _, curve, _ in rows if m == "tempering")
+    refined = tempering.diagnostics["refined"]
+    lines[-2] = lines[-2][:-2] + " read-out alone (ESS) |"
+    lines[-1] += "---:|"
     for g, e in enumerate(rows[0][2].eps):
         cells = []
         for _, _, curve, _ in rows:
@@ -127,8 +131,24 @@ def closed_section(d, exact, rows, seconds):
                 continue
             mark = "" if curve.reliable[g] else " *"
             cells.append(f"{value - exact[g]:+.2f} ± {curve.log_weight_stderr[g]:.2f}{mark}")
+        read_out = tempering.diagnostics["read_out"][:, g]
+        ess = tempering.diagnostics["read_out_ess"][:, g]
+        cells.append(
+            f"{np.mean(read_out) - exact[g]:+.2f} ({', '.join(f'{v:.1f}' for v in ess)})"
+            if refined[g]
+            else "same"
+        )
         lines.append(f"| {e:.3g} | {exact[g]:,.1f} | " + " | ".join(cells) + " |")
-    lines.append("")
+    stages = tempering.diagnostics["shell_stages"][:, refined]
+    lines += [
+        "",
+        f"Tempering annealed {int(refined.sum())} of {refined.size} points into their level "
+        "sets (`refine`: the pilot's read-out ESS was below 2 `min_ess`)"
+        + (f", {stages.min()}-{stages.max()} stages each" if stages.size else "")
+        + "; the last column is the plain importance read-out of the same runs at those points "
+        "(error of the mean over runs; ESS per run), what `refine=False` returns.",
+        "",
+    ]
     for method, settings, curve, wall in rows:
         lines.append(
             f"- {method}: {wall:.0f} s, {curve.num_levels} "

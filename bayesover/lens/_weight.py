@@ -42,7 +42,7 @@ import scipy.special as sc
 from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
-from bayesover._checks import check_fraction, check_int
+from bayesover._checks import check_bool, check_fraction, check_int
 from bayesover.inference._optimize import minimise
 from bayesover.inference.samplers._moves import random_walk_metropolis
 from bayesover.lens._kl import as_kl
@@ -183,6 +183,7 @@ def weight_curve(
     beta_max: float | None = None,
     step_size: float = 0.5,
     min_ess: float | None = None,
+    refine: bool = True,
 ) -> WeightCurve:
     """log W(eps), W(eps) = w{theta : K(theta) <= eps}, on the grid `eps`.
 
@@ -204,7 +205,13 @@ def weight_curve(
     log W(eps) = log Z(beta_j) + log mean_i e^(beta_j K_i) 1{K_i <= eps} at the stage j whose
     weights have the largest ESS; points whose ESS is below `min_ess` (default max(10,
     N / 50)) are not `reliable`. Cost: about sqrt(d_eff / 2) log(beta_end / beta_1) stages of
-    N * num_mcmc_steps * num_integration_steps gradients of log w - beta K.
+    N * num_mcmc_steps * num_integration_steps gradients of log w - beta K. With `refine`
+    (default), each eps whose read-out ESS was below 2 `min_ess` in the pilot is estimated
+    instead by annealing from the first stage with half its particles below eps into the level
+    set {K <= eps} (`bayesover.lens._weight_shell`: W = Z(beta) Z_S P(K <= eps), reliable if
+    that last fraction's ESS is at least `min_ess`); it costs one more pilot and replays per
+    such eps, a few dozen stages each. The read-out's ESS is at most about sqrt(4 / (pi d)) N
+    for a K with d stiff directions, so without it high-dimensional points are flagged.
 
     Splitting: `num_particles` N, `num_runs`, `fraction` rho (survivors per level),
     `num_mcmc_steps` (a block of Metropolis steps), `max_mcmc_steps` per level (default
@@ -271,6 +278,7 @@ def weight_curve(
             min_ess=(
                 max(10.0, num_particles / 50) if min_ess is None else _positive("min_ess", min_ess)
             ),
+            refine=check_bool("refine", refine),
         )
     if method == "laplace":
         return _laplace(
@@ -316,6 +324,10 @@ def _tempering(target, kl, grid, key, **options) -> WeightCurve:
         "step_size": [r["step_size"] for r in runs],
         "beta_max": beta_max,
         "beta_end": beta_max * final_lambda,
+        "refined": runs[0]["refined"],
+        "read_out": np.stack([r["read_out"] for r in runs]),
+        "read_out_ess": np.stack([r["read_out_ess"] for r in runs]),
+        "shell_stages": np.stack([r["shell_stages"] for r in runs]),
     }
     if not reliable.any():
         diagnostics["reason"] = next((t for t in reasons if t), "no finite point")

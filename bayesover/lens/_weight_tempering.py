@@ -47,40 +47,92 @@ from bayesover.inference.samplers._moves import (
     target_acceptance,
 )
 from bayesover.lens._particles import FLOOR, prior_draws, weighted_variance
+from bayesover.lens._weight_shell import shell_functions, shell_read_out
 
 MIN_ACCEPTANCE = 0.05
 
 
 def tempering_runs(target, kl, grid, key, *, num_particles, num_runs, num_mcmc_steps,
                    num_integration_steps, target_ess, max_stages, beta_max, step_size,
-                   stop_fraction, min_ess):  # fmt: skip
+                   stop_fraction, min_ess, refine):  # fmt: skip
     """A pilot run (adaptive: it picks the betas, tunes the HMC step and metric, and stops)
     and `num_runs` counted runs that replay its schedule with fixed kernels. Kernels tuned on
     the particles they move bias log Z: measured on the linear-Gaussian at d = N = 500, the
     adaptive run's log Z(beta) was +16 to +86 nats high after 150-240 stages, the replayed
-    runs' within 0.4 nats. Returns the counted runs' curves and per-eps diagnostics (host
-    numpy, see `_read_out`), beta_max and the pilot's last lambda."""
+    runs' within 0.4 nats. With `refine`, every eps whose read-out had an ESS below
+    2 `min_ess` in the pilot is re-estimated by annealing into its level set
+    (`_weight_shell`), pilot and replays again, from each run's particles at the first stage
+    with half of them below eps. Returns the counted runs' curves and per-eps diagnostics
+    (host numpy, see `_read_out`), beta_max and the pilot's last lambda."""
     keys, x, template = prior_draws(target, key, num_runs + 1, num_particles)
     d = x.shape[-1]
     if beta_max is None:
         beta_max = 10.0 * d / float(grid[0])
     functions = _functions(target, kl, template, beta_max)
+    options = dict(num_mcmc_steps=num_mcmc_steps, num_integration_steps=num_integration_steps)
     pilot = _pilot(*functions, keys[0], x[0], jnp.asarray(grid[0], x.dtype),
-                   jnp.asarray(beta_max, x.dtype),
-                   jnp.asarray(step_size, x.dtype), num_mcmc_steps=num_mcmc_steps,
-                   num_integration_steps=num_integration_steps, target_ess=target_ess,
-                   max_stages=max_stages, stop_fraction=stop_fraction)  # fmt: skip
+                   jnp.asarray(beta_max, x.dtype), jnp.asarray(step_size, x.dtype),
+                   jnp.asarray(grid, x.dtype), target_ess=target_ess, max_stages=max_stages,
+                   stop_fraction=stop_fraction, snapshot=refine, **options)  # fmt: skip
     schedule = (pilot["lam"], pilot["step_size"], pilot["variance"], pilot["num_stages"])
-    runs = []
+    rows = np.asarray(pilot["row"])
+    thin = np.asarray(pilot["best_ess"]) < 2 * min_ess
+    shells = np.flatnonzero(thin & (rows > 0)) if refine else np.zeros(0, int)
+    runs, snapshots = [], []
     for r in range(1, num_runs + 1):
-        out = _replay(*functions, keys[r], x[r], schedule, num_mcmc_steps=num_mcmc_steps,
-                      num_integration_steps=num_integration_steps)  # fmt: skip
+        out = _replay(*functions, keys[r], x[r], schedule, jnp.asarray(rows[shells]), **options)
+        snapshots.append(out.pop("snapshots"))
         out = jax.tree.map(np.asarray, dict(out, num_stages=pilot["num_stages"]))
         # row 0: the prior draws, row j >= 1: moved at the lambda before stage j
         lams = np.asarray(pilot["lam"], np.float64)
         out["beta"] = beta_max * np.concatenate([[0.0, 0.0], lams])
         runs.append(_read_out(out, grid, min_ess))
+    for run in runs:  # the read-out alone, kept beside the refined points for comparison
+        run["read_out"], run["read_out_ess"] = run["log_weight"].copy(), run["ess"].copy()
+        run["refined"] = np.zeros(grid.size, bool)
+        run["shell_stages"] = np.zeros(grid.size, int)
+    for k, g in enumerate(shells):
+        starts = jnp.stack([pilot["snapshots"][g]] + [s[k] for s in snapshots])
+        beta = float(runs[0]["beta"][rows[g]])
+        shell_keys = jax.random.split(jax.random.fold_in(keys[0], 1 + int(g)), num_runs + 1)
+        parts = _shell(functions[0], functions[1], starts, shell_keys, float(grid[g]), beta,
+                       step_size, target_ess, max_stages, min_ess, options)  # fmt: skip
+        for run, part in zip(runs, parts, strict=True):
+            j = int(rows[g])
+            run["log_weight"][g] = min(run["log_z"][j] + part["log_weight"], 0.0)
+            run["ess"][g], run["stage"][g] = part["ess"], j
+            run["reason"][g] = run["acceptance_reason"] if j >= run["first_bad"] else part["reason"]
+            run["refined"][g], run["shell_stages"][g] = True, part["num_stages"]
     return runs, float(beta_max), float(pilot["lam"][int(pilot["num_stages"]) - 1])
+
+
+def _shell(k_fn, log_prior, starts, keys, eps, beta, step_size, target_ess, max_stages,
+           min_ess, options):  # fmt: skip
+    """`_weight_shell`'s annealing into {K <= eps} from pi_beta: a pilot from `starts[0]`
+    (the tempering pilot's particles), then one replay from each run's `starts[r]`."""
+    dtype = starts.dtype
+    functions = shell_functions(k_fn, log_prior, jnp.asarray(eps, dtype),
+                                jnp.asarray(beta, dtype))  # fmt: skip
+    pilot = _pilot(*functions, keys[0], starts[0], jnp.asarray(-jnp.inf, dtype),
+                   jnp.asarray(beta, dtype), jnp.asarray(step_size, dtype),
+                   jnp.zeros((0,), dtype), target_ess=target_ess, max_stages=max_stages,
+                   stop_fraction=0.5, retune=True, **options)  # fmt: skip
+    m = int(pilot["num_stages"])
+    schedule = (pilot["lam"], pilot["step_size"], pilot["variance"], pilot["num_stages"])
+    lams = np.asarray(pilot["lam"][:m], np.float64)
+    parts = []
+    for r in range(1, starts.shape[0]):
+        out = _replay(*functions, keys[r], starts[r], schedule, jnp.asarray([m]), **options)
+        K_last = np.asarray(_values(k_fn, out["snapshots"][0]), np.float64)
+        part = shell_read_out(np.asarray(out["K"]), K_last, np.asarray(out["acceptance"]),
+                              lams, beta, eps, min_ess, MIN_ACCEPTANCE)  # fmt: skip
+        parts.append(dict(part, num_stages=m))
+    return parts
+
+
+@eqx.filter_jit
+def _values(fn, x):
+    return jax.vmap(fn)(x)
 
 
 def _functions(target, kl, template, beta_max):
@@ -107,22 +159,48 @@ def _jittered(key, eps, n, dtype):
 
 
 @eqx.filter_jit
-def _pilot(k_fn, log_prior, loglik, key, x, eps_min, beta_max, step_size, *, num_mcmc_steps,
-           num_integration_steps, target_ess, max_stages, stop_fraction):  # fmt: skip
+def _pilot(k_fn, log_prior, loglik, key, x, eps_min, beta_max, step_size, grid, *,
+           num_mcmc_steps, num_integration_steps, target_ess, max_stages, stop_fraction,
+           snapshot=False, retune=False):  # fmt: skip
     """Adaptive tempered SMC until half the particles have K <= min eps (or lambda = 1, or
     `max_stages`); records per stage the lambda reached and the kernel used. The next lambda
     is `_next_lambda`'s (BlackJAX's adaptive kernel bisects delta on a linear scale with an
-    absolute tolerance, and at d = 20,000 jumped from beta 5e3 to 5e7 in one stage)."""
+    absolute tolerance, and at d = 20,000 jumped from beta 5e3 to 5e7 in one stage).
+
+    For each eps of `grid (G,)` it also records the best importance-weight ESS of the read-out
+    over the stages (`best_ess`), the first row whose particles have half their K <= eps
+    (`row`, -1 if none) and, with `snapshot`, those particles (`snapshots (G, N, d)`): the
+    starts of `_weight_shell`'s annealing into the level set. With `retune`, each stage's step
+    is tuned on its particles before they move (`_tune_step`), not only followed from the last
+    stage's acceptance: for paths whose geometry changes faster than one stage's control."""
     kernel = tempered.build_kernel(
         log_prior, loglik, hmc_kernel(num_integration_steps), blackjax.hmc.init, systematic
     )
     target_acc = target_acceptance(num_integration_steps)
     n, d = x.shape
+    num_eps = grid.shape[0]
     buffers = {
         "lam": jnp.ones((max_stages,), x.dtype),
         "step_size": jnp.zeros((max_stages,), x.dtype),
         "variance": jnp.ones((max_stages, d), x.dtype),
+        "best_ess": jnp.zeros((num_eps,), x.dtype),
+        "row": jnp.full((num_eps,), -1, jnp.int32),
+        "snapshots": jnp.zeros((num_eps if snapshot else 0, n, d), x.dtype),
     }
+
+    def track(buffers, row, beta, K, particles):
+        """Row `row`'s equally weighted particles, at `beta`, seen from every eps."""
+        below = K[None, :] <= grid[:, None]
+        log_v = jnp.where(below, beta * jnp.where(jnp.isfinite(K), K, 0.0)[None, :], -jnp.inf)
+        lse, lse2 = logsumexp(log_v, axis=1), logsumexp(2 * log_v, axis=1)
+        ess = jnp.where(jnp.isfinite(lse), jnp.exp(2 * lse - lse2), 0.0)
+        take = (buffers["row"] < 0) & (jnp.mean(below, axis=1) >= 0.5)
+        out = dict(buffers, best_ess=jnp.maximum(buffers["best_ess"], ess),
+                   row=jnp.where(take, row, buffers["row"]))  # fmt: skip
+        if snapshot:
+            out["snapshots"] = jnp.where(take[:, None, None], particles[None],
+                                         buffers["snapshots"])  # fmt: skip
+        return out
 
     def cond(carry):
         state, _, i, _, K, _ = carry
@@ -134,45 +212,58 @@ def _pilot(k_fn, log_prior, loglik, key, x, eps_min, beta_max, step_size, *, num
 
     def body(carry):
         state, key, i, eps, K, buffers = carry
-        key, step_key, jitter_key = jax.random.split(key, 3)
+        key, step_key, jitter_key, tune_key = jax.random.split(key, 4)
         var = weighted_variance(state.particles, state.weights)
+        before = state.tempering_param  # the particles are moved at it, then reweighted
+        if retune:
+
+            def moved_at(z):
+                return log_prior(z) + before * loglik(z)
+
+            eps = _tune_step(moved_at, tune_key, state.particles, eps, num_integration_steps,
+                             var, rounds=6)  # fmt: skip
         params = {"step_size": _jittered(jitter_key, eps, n, x.dtype),
                   "inverse_mass_matrix": var[None]}  # fmt: skip
-        lam = _next_lambda(K, state.tempering_param, beta_max, target_ess)
+        lam = _next_lambda(K, before, beta_max, target_ess)
         state, info = kernel(step_key, state, num_mcmc_steps, lam, params)
-        buffers = {
-            "lam": buffers["lam"].at[i].set(lam),
-            "step_size": buffers["step_size"].at[i].set(eps),
-            "variance": buffers["variance"].at[i].set(var),
-        }
+        K = jax.vmap(k_fn)(state.particles)
+        buffers = dict(
+            buffers,
+            lam=buffers["lam"].at[i].set(lam),
+            step_size=buffers["step_size"].at[i].set(eps),
+            variance=buffers["variance"].at[i].set(var),
+        )
+        buffers = track(buffers, i + 1, beta_max * before, K, state.particles)
         eps = adapt_step_size(eps, jnp.mean(info.update_info.acceptance_rate), target_acc)
-        return state, key, i + 1, eps, jax.vmap(k_fn)(state.particles), buffers
+        return state, key, i + 1, eps, K, buffers
 
     key, tune_key = jax.random.split(key)
-    step_size = _tune_on_prior(log_prior, tune_key, x, step_size, num_integration_steps)
+    step_size = _tune_step(log_prior, tune_key, x, step_size, num_integration_steps,
+                           jnp.var(x, axis=0))  # fmt: skip
     init = (tempered.init(x), key, jnp.zeros((), jnp.int32), step_size, jax.vmap(k_fn)(x),
             buffers)  # fmt: skip
     _, _, num_stages, _, _, buffers = jax.lax.while_loop(cond, body, init)
     return dict(buffers, num_stages=num_stages)
 
 
-def _tune_on_prior(log_prior, key, x, step_size, num_integration_steps, rounds: int = 12):
-    """The first stage's step size, tuned on the prior draws x (lambda = 0) before any move.
+def _tune_step(log_density, key, x, step_size, num_integration_steps, variance,
+               rounds: int = 12):  # fmt: skip
+    """A step size for HMC on `log_density`, tuned on its draws x before any move (the first
+    stage's: the prior draws, lambda = 0).
 
     Each round proposes one HMC transition from every particle with the current (jittered)
-    step and the particles' variance as metric, and updates eps <- eps exp(a - a*) from the
-    mean acceptance a; the particles are not moved, so they stay exact prior draws. Why: the
+    step and `variance` as metric, and updates eps <- eps exp(a - a*) from the mean
+    acceptance a; the particles are not moved, so they stay exact draws. Why: the
     leapfrog energy error grows like d eps^4, so one starting step cannot suit every d (at
     d = 16,385 the default 0.5 accepted 8% on the first stage, at d = 20,000 under 5%, which
     flags every point after it); the stage-to-stage control alone would spend several
     nearly frozen stages getting there."""
     n = x.shape[0]
-    variance = jnp.var(x, axis=0)
     target_acc = target_acceptance(num_integration_steps)
 
     def acceptance(move_key, steps):
         def one(k, position, step):
-            _, acc = hmc_chain(k, position, log_prior, step, variance, num_integration_steps, 1)
+            _, acc = hmc_chain(k, position, log_density, step, variance, num_integration_steps, 1)
             return acc[0]
 
         return jnp.mean(jax.vmap(one)(jax.random.split(move_key, n), x, steps))
@@ -214,10 +305,11 @@ def _next_lambda(K, lam, beta_max, target_ess, iterations: int = 60):
 
 
 @eqx.filter_jit
-def _replay(k_fn, log_prior, loglik, key, x, schedule, *, num_mcmc_steps,
+def _replay(k_fn, log_prior, loglik, key, x, schedule, snapshot_rows, *, num_mcmc_steps,
             num_integration_steps):  # fmt: skip
     """Tempered SMC on the pilot's lambdas and kernels. Row 0 of the record is the prior
-    draws; row j >= 1 the particles after stage j's moves (at the pilot's lambda_{j-1})."""
+    draws; row j >= 1 the particles after stage j's moves (at the pilot's lambda_{j-1});
+    `snapshots (S, N, d)` the particles of the rows `snapshot_rows (S,)`."""
     lams, step_sizes, variances, num_stages = schedule
     kernel = tempered.build_kernel(
         log_prior, loglik, hmc_kernel(num_integration_steps), blackjax.hmc.init, systematic
@@ -228,6 +320,7 @@ def _replay(k_fn, log_prior, loglik, key, x, schedule, *, num_mcmc_steps,
         "K": jnp.full((rows, n), jnp.inf, x.dtype).at[0].set(jax.vmap(k_fn)(x)),
         "acceptance": jnp.full((rows,), jnp.nan, x.dtype),
         "step_size": jnp.full((rows,), jnp.nan, x.dtype),
+        "snapshots": jnp.zeros((snapshot_rows.shape[0], n, x.shape[1]), x.dtype),
     }
 
     def body(i, carry):
@@ -242,7 +335,9 @@ def _replay(k_fn, log_prior, loglik, key, x, schedule, *, num_mcmc_steps,
             .at[i + 1]
             .set(jnp.mean(info.update_info.acceptance_rate)),
             "step_size": record["step_size"].at[i + 1].set(step_sizes[i]),
-        }
+            "snapshots": jnp.where((snapshot_rows == i + 1)[:, None, None],
+                                   state.particles[None], record["snapshots"]),
+        }  # fmt: skip
         return state, key, record
 
     _, _, record = jax.lax.fori_loop(0, num_stages, body, (tempered.init(x), key, record))
@@ -265,6 +360,12 @@ def _read_out(out, grid, min_ess):
         log_z[j + 1] = log_z[j] + sc.logsumexp(-step * K[j]) - math.log(n)
     bad = np.where(np.nan_to_num(acceptance, nan=1.0) < MIN_ACCEPTANCE)[0]
     first_bad = int(bad[0]) if bad.size else rows
+    acceptance_reason = (
+        f"HMC acceptance fell below {MIN_ACCEPTANCE:.0%} at stage {first_bad} "
+        f"(beta {beta[first_bad]:.3g})"
+        if bad.size
+        else ""
+    )
     log_w = np.full(grid.size, np.nan)
     ess = np.zeros(grid.size)
     stage = np.full(grid.size, -1)
@@ -283,10 +384,7 @@ def _read_out(out, grid, min_ess):
         log_w[g] = log_z[j] + lse[j] - math.log(n)
         ess[g], stage[g] = row_ess[j], j
         if j >= first_bad:
-            reason[g] = (
-                f"HMC acceptance fell below {MIN_ACCEPTANCE:.0%} at stage {first_bad} "
-                f"(beta {beta[first_bad]:.3g})"
-            )
+            reason[g] = acceptance_reason
         elif row_ess[j] < min_ess:
             reason[g] = (
                 f"the importance weights of stage {j} have ESS {row_ess[j]:.1f} (< {min_ess:g})"
@@ -301,4 +399,6 @@ def _read_out(out, grid, min_ess):
         "acceptance": acceptance,
         "step_size": out["step_size"][:rows],
         "num_stages": rows - 1,
+        "first_bad": first_bad,
+        "acceptance_reason": acceptance_reason,
     }
