@@ -120,7 +120,7 @@ def closed_section(d, exact, rows, seconds):
     ]
     tempering = next(curve for m, _, curve, _ in rows if m == "tempering")
     refined = tempering.diagnostics["refined"]
-    lines[-2] = lines[-2][:-2] + " read-out alone (ESS) |"
+    lines[-2] += " read-out alone (ESS) |"
     lines[-1] += "---:|"
     for g, e in enumerate(rows[0][2].eps):
         cells = []

@@ -78,14 +78,18 @@ class WeightCurve:
       `moved` (fraction of particles that moved), `mixing` (squared whitened jump / 2d),
       `correlation` (rank correlation of K before/after), `steps`, `levels` L_k and `log_mass`
       log W(L_k); `runs` (the per-run curves), `poorly_mixed`, `reason` when collapsed;
+      tempering `runs`, `ess`, `stage`, `beta`, `log_z`, `acceptance`, `step_size` per run,
+      `refined` `(G,)` (annealed into the level set), `shell_stages` `(num_runs, G)`,
+      `read_out` / `read_out_ess` `(num_runs, G)` (the plain read-out at every eps);
       laplace `eigenvalues`, `stiff` (directions counted per eps), `log_prior_density`.
     - `collapsed`: no point of the curve is to be trusted (none is `reliable`).
     - `reliable`: `(G,)` bool, per eps: the estimate there rests only on moves that worked.
       Splitting: the point was assigned at a stage every earlier level of whose Metropolis
       moves passed (acceptance >= 1%, at least half the particles moved, mixing >= 0.25), not
       below a plateau of K or the level cap, in every run. Tempering: its stage's importance
-      weights have ESS >= `min_ess` and the HMC acceptance stayed >= 5% up to that stage, in
-      every run. `bounds` uses only the reliable points.
+      weights have ESS >= `min_ess` (for a refined point: the annealing reached the level set
+      and the fraction inside has ESS >= `min_ess`) and the HMC acceptance stayed >= 5% up to
+      that stage, in every run. `bounds` uses only the reliable points.
     - `reasons`: `(G,)` strings, why each unreliable point is not reliable ('' where it is).
     """
 

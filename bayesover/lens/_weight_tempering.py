@@ -18,6 +18,11 @@ size tuned on the prior draws, then following the acceptance rate), which scale 
 a random walk in a level set does not. Z(beta) is also the exponential-integral bound's
 integral at n = beta.
 
+The read-out's weights e^(beta K) 1{K <= eps} keep an ESS of at most about sqrt(4 / (pi d)) N
+when K has d stiff directions (the level set's K lies within eps / d of eps, any stage's K
+spreads over eps / sqrt(d)); the points where it runs thin are re-estimated by annealing from
+their stage into the level set (`_weight_shell`, `refine`).
+
 A pilot run (BlackJAX's adaptive tempering) picks the betas and tunes the kernels; the counted
 runs replay them fixed, as `smc_log_evidence` does, since kernels tuned on the particles they
 move bias Z. Written here (not in BlackJAX): the stopping rule (stop once half the particles
