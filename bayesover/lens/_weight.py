@@ -210,12 +210,14 @@ def weight_curve(
     weights have the largest ESS; points whose ESS is below `min_ess` (default max(10,
     N / 50)) are not `reliable`. Cost: about sqrt(d_eff / 2) log(beta_end / beta_1) stages of
     N * num_mcmc_steps * num_integration_steps gradients of log w - beta K. With `refine`
-    (default), each eps whose read-out ESS was below 2 `min_ess` in the pilot is estimated
-    instead by annealing from the first stage with half its particles below eps into the level
-    set {K <= eps} (`bayesover.lens._weight_shell`: W = Z(beta) Z_S P(K <= eps), reliable if
-    that last fraction's ESS is at least `min_ess`); it costs one more pilot and replays per
-    such eps, a few dozen stages each. The read-out's ESS is at most about sqrt(4 / (pi d)) N
-    for a K with d stiff directions, so without it high-dimensional points are flagged.
+    (default), each eps whose read-out ESS was below 2 `min_ess` (in the pilot or any run) is
+    estimated instead by annealing from the first stage with half its particles below eps
+    into the level set {K <= eps} (`bayesover.lens._weight_shell`: W = Z(beta) Z_S
+    P(K <= eps), reliable if that last fraction's ESS is at least `min_ess`); it costs one
+    more pilot and replays per such eps, 4-10 stages each on the closed forms, and keeps
+    each run's N x d particles at every eps's starting stage. The read-out's ESS is at most
+    about sqrt(4 / (pi d)) N for a K with d stiff directions, so without it high-dimensional
+    points are flagged.
 
     Splitting: `num_particles` N, `num_runs`, `fraction` rho (survivors per level),
     `num_mcmc_steps` (a block of Metropolis steps), `max_mcmc_steps` per level (default

@@ -65,10 +65,11 @@ def tempering_runs(target, kl, grid, key, *, num_particles, num_runs, num_mcmc_s
     the particles they move bias log Z: measured on the linear-Gaussian at d = N = 500, the
     adaptive run's log Z(beta) was +16 to +86 nats high after 150-240 stages, the replayed
     runs' within 0.4 nats. With `refine`, every eps whose read-out had an ESS below
-    2 `min_ess` in the pilot is re-estimated by annealing into its level set
+    2 `min_ess` in the pilot or in any run is re-estimated by annealing into its level set
     (`_weight_shell`), pilot and replays again, from each run's particles at the first stage
-    with half of them below eps. Returns the counted runs' curves and per-eps diagnostics
-    (host numpy, see `_read_out`), beta_max and the pilot's last lambda."""
+    with half of them below eps (kept for every eps: N d numbers per eps and run). Returns
+    the counted runs' curves and per-eps diagnostics (host numpy, see `_read_out`), beta_max
+    and the pilot's last lambda."""
     keys, x, template = prior_draws(target, key, num_runs + 1, num_particles)
     d = x.shape[-1]
     if beta_max is None:
@@ -81,11 +82,11 @@ def tempering_runs(target, kl, grid, key, *, num_particles, num_runs, num_mcmc_s
                    stop_fraction=stop_fraction, snapshot=refine, **options)  # fmt: skip
     schedule = (pilot["lam"], pilot["step_size"], pilot["variance"], pilot["num_stages"])
     rows = np.asarray(pilot["row"])
-    thin = np.asarray(pilot["best_ess"]) < 2 * min_ess
-    shells = np.flatnonzero(thin & (rows > 0)) if refine else np.zeros(0, int)
+    candidates = np.flatnonzero(rows > 0) if refine else np.zeros(0, int)
     runs, snapshots = [], []
     for r in range(1, num_runs + 1):
-        out = _replay(*functions, keys[r], x[r], schedule, jnp.asarray(rows[shells]), **options)
+        out = _replay(*functions, keys[r], x[r], schedule, jnp.asarray(rows[candidates]),
+                      **options)  # fmt: skip
         snapshots.append(out.pop("snapshots"))
         out = jax.tree.map(np.asarray, dict(out, num_stages=pilot["num_stages"]))
         # row 0: the prior draws, row j >= 1: moved at the lambda before stage j
@@ -96,7 +97,11 @@ def tempering_runs(target, kl, grid, key, *, num_particles, num_runs, num_mcmc_s
         run["read_out"], run["read_out_ess"] = run["log_weight"].copy(), run["ess"].copy()
         run["refined"] = np.zeros(grid.size, bool)
         run["shell_stages"] = np.zeros(grid.size, int)
-    for k, g in enumerate(shells):
+    # thin in the pilot or in any run (the replays' ESS can fall below the pilot's)
+    thin = np.min([np.asarray(pilot["best_ess"])] + [r["ess"] for r in runs], axis=0)
+    for k, g in enumerate(candidates):
+        if thin[g] >= 2 * min_ess:
+            continue
         starts = jnp.stack([pilot["snapshots"][g]] + [s[k] for s in snapshots])
         beta = float(runs[0]["beta"][rows[g]])
         shell_keys = jax.random.split(jax.random.fold_in(keys[0], 1 + int(g)), num_runs + 1)
