@@ -8,6 +8,8 @@
     .venv/bin/python examples/universality_lens.py --regret-only  # the Bayes regret (SMC on 8
                                                     # data sets) + bounds, on the saved W curves
     .venv/bin/python examples/universality_lens.py --deff-only --widths 4096  # d_eff at the MAP
+    .venv/bin/python examples/universality_lens.py --weight-only --teachers complex --widths 256
+                                                    # one student's W curve (and a new one)
 
 A fixed teacher (a 2 -> 4 -> 1 tanh MLP, `bayesover/models/teacher_student.py`) labels inputs
 x ~ N(0, I_2) with Gaussian noise sigma = 0.3. Students 2 -> width -> 1 (width 16 ... 1024, so
@@ -298,15 +300,16 @@ def saved_curve(result) -> bo.lens.WeightCurve:
     )
 
 
-def remeasure(cfg, results, saved: Path, start, widths, part: str) -> list:
-    """Recompute one part of the saved students (those with a width in `widths`, all if
-    empty): `"regret"`, the Bayes mixture's expected regret (prequential SMC on `smc_datasets`
-    data sets, `smc_runs` runs each) of the students that have one (and of W-only students
-    whose width is in `widths`), and its bound chain against the saved W curve; `"deff"`,
+def remeasure(cfg, results, saved: Path, start, widths, teachers, part: str) -> list:
+    """Recompute one part of the saved students (those with a width in `widths` and a teacher
+    in `teachers`, all if empty): `"regret"`, the Bayes mixture's expected regret
+    (prequential SMC on `smc_datasets` data sets, `smc_runs` runs each) of the students that
+    have one (and of W-only students whose width is in `widths`), and its bound chain
+    against the saved W curve; `"deff"`,
     the effective dimension at the MAP (every student, the W-only ones included)."""
     for result in results:
         name, width = result["teacher"], result["width"]
-        if widths and width not in widths:
+        if (widths and width not in widths) or (teachers and name not in teachers):
             continue
         if part == "regret" and "regret" not in result and not widths:
             continue  # a W-only student gets a regret only when its width is asked for
@@ -330,12 +333,16 @@ def remeasure(cfg, results, saved: Path, start, widths, part: str) -> list:
     return results
 
 
-def weight_only(cfg, results, saved: Path, start) -> list:
-    """Recompute the W curve and bounds of every saved student, and add the students of
-    `weight_widths` that have none (W and bounds only: no regret, no d_eff)."""
-    widths = list(cfg["widths"])
-    jobs = [("simple", w) for w in cfg["weight_widths"]] + [("complex", w) for w in widths[:2]]
+def weight_only(cfg, results, saved: Path, start, widths, teachers) -> list:
+    """Recompute the W curve and bounds of the saved students (those with a width in `widths`
+    and a teacher in `teachers`, all if empty), and add the students of `weight_widths`
+    (simple teacher) and `complex_weight_widths` that have none (W and bounds only: no
+    regret, no d_eff)."""
+    jobs = [("simple", w) for w in cfg["weight_widths"]]
+    jobs += [("complex", w) for w in cfg["complex_weight_widths"]]
     for name, width in jobs:
+        if (widths and width not in widths) or (teachers and name not in teachers):
+            continue
         result = next((r for r in results if r["teacher"] == name and r["width"] == width), None)
         if result is None:
             result = {"teacher": name, "width": width}
@@ -448,6 +455,7 @@ def config(quick: bool) -> dict:
             weight_mcmc_steps=3,
             weight_max_width=64,
             weight_widths=(16, 64),
+            complex_weight_widths=(16, 64),
             kl_points=64,
             warmup=200,
             draws=20,
@@ -468,6 +476,7 @@ def config(quick: bool) -> dict:
         weight_mcmc_steps=5,
         weight_max_width=4096,
         weight_widths=(16, 64, 256, 1024, 4096),  # W and bounds; the regret stops at 1,024
+        complex_weight_widths=(16, 64, 256, 1024),  # the full runs stop at 64
         kl_points=512,
         warmup=1000,
         draws=100,
@@ -500,7 +509,8 @@ def main(argv=None):
     parser.add_argument(
         "--weight-only",
         action="store_true",
-        help="recompute the W curves and bounds on the saved students, add `weight_widths`",
+        help="recompute the W curves and bounds on the saved students, add `weight_widths` "
+        "and `complex_weight_widths`",
     )
     parser.add_argument(
         "--regret-only",
@@ -521,7 +531,14 @@ def main(argv=None):
         type=int,
         nargs="*",
         default=(),
-        help="with --regret-only or --deff-only: only these widths",
+        help="with --weight-only, --regret-only or --deff-only: only these widths",
+    )
+    parser.add_argument(
+        "--teachers",
+        nargs="*",
+        choices=list(TEACHERS),
+        default=(),
+        help="with --weight-only, --regret-only or --deff-only: only these teachers",
     )
     args = parser.parse_args(argv)
     cfg = config(args.quick)
@@ -545,11 +562,11 @@ def main(argv=None):
     if args.weight_only or args.regret_only or args.deff_only:  # on the saved students
         if args.weight_only:
             results = json.loads(saved.read_text())["results"] if saved.exists() else []
-            weight_only(cfg, results, saved, time.perf_counter())
+            weight_only(cfg, results, saved, time.perf_counter(), args.widths, args.teachers)
         else:
             results = json.loads(saved.read_text())["results"]
             part = "regret" if args.regret_only else "deff"
-            remeasure(cfg, results, saved, time.perf_counter(), args.widths, part)
+            remeasure(cfg, results, saved, time.perf_counter(), args.widths, args.teachers, part)
         plot(results, figures)
         table(results)
         return
