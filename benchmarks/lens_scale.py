@@ -143,7 +143,7 @@ def closed_section(d, exact, rows, seconds):
     lines += [
         "",
         f"Tempering annealed {int(refined.sum())} of {refined.size} points into their level "
-        "sets (`refine`: the pilot's read-out ESS was below 2 `min_ess`)"
+        "sets (`refine`: their read-out ESS was below 2 `min_ess`)"
         + (f", {stages.min()}-{stages.max()} stages each" if stages.size else "")
         + "; the last column is the plain importance read-out of the same runs at those points "
         "(error of the mean over runs; ESS per run), what `refine=False` returns.",

@@ -300,6 +300,11 @@ def saved_curve(result) -> bo.lens.WeightCurve:
     )
 
 
+def _picked(name: str, width: int, widths, teachers) -> bool:
+    """Whether a student is among `widths` and `teachers` (an empty selection picks all)."""
+    return (not widths or width in widths) and (not teachers or name in teachers)
+
+
 def remeasure(cfg, results, saved: Path, start, widths, teachers, part: str) -> list:
     """Recompute one part of the saved students (those with a width in `widths` and a teacher
     in `teachers`, all if empty): `"regret"`, the Bayes mixture's expected regret
@@ -309,7 +314,7 @@ def remeasure(cfg, results, saved: Path, start, widths, teachers, part: str) -> 
     the effective dimension at the MAP (every student, the W-only ones included)."""
     for result in results:
         name, width = result["teacher"], result["width"]
-        if (widths and width not in widths) or (teachers and name not in teachers):
+        if not _picked(name, width, widths, teachers):
             continue
         if part == "regret" and "regret" not in result and not widths:
             continue  # a W-only student gets a regret only when its width is asked for
@@ -341,7 +346,7 @@ def weight_only(cfg, results, saved: Path, start, widths, teachers) -> list:
     jobs = [("simple", w) for w in cfg["weight_widths"]]
     jobs += [("complex", w) for w in cfg["complex_weight_widths"]]
     for name, width in jobs:
-        if (widths and width not in widths) or (teachers and name not in teachers):
+        if not _picked(name, width, widths, teachers):
             continue
         result = next((r for r in results if r["teacher"] == name and r["width"] == width), None)
         if result is None:

@@ -107,8 +107,8 @@ def tempering_runs(target, kl, grid, key, *, num_particles, num_runs, num_mcmc_s
         shell_keys = jax.random.split(jax.random.fold_in(keys[0], 1 + int(g)), num_runs + 1)
         parts = _shell(functions[0], functions[1], starts, shell_keys, float(grid[g]), beta,
                        step_size, target_ess, max_stages, min_ess, options)  # fmt: skip
+        j = int(rows[g])
         for run, part in zip(runs, parts, strict=True):
-            j = int(rows[g])
             run["log_weight"][g] = min(run["log_z"][j] + part["log_weight"], 0.0)
             run["ess"][g], run["stage"][g] = part["ess"], j
             run["reason"][g] = run["acceptance_reason"] if j >= run["first_bad"] else part["reason"]
