@@ -238,3 +238,47 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_draws(folder, tmp_path,
     assert len(saves) == 10 - 2  # resumed after draw 2: only the remaining chunks ran
     expected, resumed = _posterior(out / "second.nc"), _posterior(target / "resumed.nc")
     assert all(np.array_equal(expected[name], resumed[name]) for name in expected)
+
+
+def _config(path):
+    return json.loads(bo.load_datatree(path).attrs["bayesover_config"])
+
+
+def test_thinning_is_kept_by_nuts_too(folder):
+    out, _ = folder
+    assert _config(out / "second.nc")["thinning"] == 2  # --thinning reached bo.sample
+
+
+def test_mclmc_runs_from_the_command_line_and_resumes_from_its_checkpoint(tmp_path):
+    out, checkpoint = tmp_path / "runs", tmp_path / "mclmc.npz"
+    at = TINY.index("--thinning")
+    tiny = TINY[:at] + TINY[at + 2 :]  # its default thinning: 10
+    argv = ["sample", "linear_gaussian", "--sampler", "mclmc", *tiny]
+    assert main([*argv, "--out", str(out), "--checkpoint", str(checkpoint)]) == 0
+    config = _config(out / "mclmc.nc")
+    assert (config["sampler_name"], config["thinning"]) == ("MCLMC", 10)
+    stats = bo.load_datatree(out / "mclmc.nc")["sample_stats"].to_dataset()
+    assert {"energy_change", "step_size", "L"} <= set(stats.data_vars)
+    again = ["--out", str(out), "--name", "again", "--checkpoint", str(checkpoint)]
+    assert main([*argv, *again]) == 0
+    first, resumed = _posterior(out / "mclmc.nc"), _posterior(out / "again.nc")
+    assert all(np.array_equal(first[name], resumed[name]) for name in first)
+
+
+def test_adjusted_mclmc_starts_its_tuner_at_a_small_step_on_networks(tmp_path):
+    out = tmp_path / "runs"
+    assert _sample("adjusted-mclmc", out) == 0
+    config = _config(out / "adjusted-mclmc.nc")
+    assert config["sampler"] == "AdjustedMCLMC(step_size=0.1)" and config["thinning"] == 2
+    assert _sample("adjusted-mclmc", tmp_path / "given", "--step-size", "0.5") == 0
+    assert _config(tmp_path / "given" / "adjusted-mclmc.nc")["sampler"] == (
+        "AdjustedMCLMC(step_size=0.5)"
+    )
+
+
+def test_cycle_length_is_refused_for_mclmc(capsys):
+    argv = ["sample", "linear_gaussian", "--sampler", "mclmc", "--cycle-length", "10"]
+    assert main([*argv, "--out", "never"]) == 2
+    assert "--cycle-length is a schedule of SG-MCMC, not of --sampler mclmc" in (
+        capsys.readouterr().err
+    )

@@ -32,7 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-_SAMPLERS = ("nuts", "hmc", "sgld", "sghmc", "psgld", "ensemble")
+_SAMPLERS = ("nuts", "hmc", "mclmc", "adjusted-mclmc", "sgld", "sghmc", "psgld", "ensemble")
+_SG_MCMC = ("sgld", "sghmc", "psgld")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -217,14 +218,21 @@ def _load_runs(directory: Path) -> dict[str, Any]:
 _CONSTANT_STEP = 0.05
 _CYCLICAL_PEAK = {"sgld": 0.3, "psgld": 0.02, "sghmc": _CONSTANT_STEP}
 _DEFAULT_THINNING = 10
+# Adjusted MCLMC's tuner starts from this step on networks: from BlackJAX's 0.2 sqrt(d) its first
+# pass grows the trajectories to thousands of steps (981-weight MLP, 2 chains: 100 warm-up steps
+# took 27.7 s against 0.4 s from 0.1; bo.AdjustedMCLMC's docstring).
+_ADJUSTED_MCLMC_NETWORK_STEP = 0.1
 
 
-def _thinning(args: argparse.Namespace) -> int:
-    """`--thinning`, by default 10, or one draw per cycle with `--cycle-length`."""
-    cycle = getattr(args, "cycle_length", None)
-    if args.thinning is not None:
-        return args.thinning
-    return cycle if cycle is not None else _DEFAULT_THINNING
+def _thinning(args: argparse.Namespace, sampler: str) -> int:
+    """`--thinning`; by default one draw per cycle with `--cycle-length`, else 10 for SG-MCMC
+    and unadjusted MCLMC (one short step per draw), 1 for NUTS, HMC and adjusted MCLMC."""
+    cycle, thinning = getattr(args, "cycle_length", None), getattr(args, "thinning", None)
+    if thinning is not None:
+        return thinning
+    if cycle is not None:
+        return cycle
+    return _DEFAULT_THINNING if sampler in (*_SG_MCMC, "mclmc") else 1
 
 
 def _check_cycle(args: argparse.Namespace) -> None:
@@ -233,7 +241,7 @@ def _check_cycle(args: argparse.Namespace) -> None:
     cycle = getattr(args, "cycle_length", None)
     if cycle is None:
         return
-    if args.sampler not in ("sgld", "sghmc", "psgld"):
+    if args.sampler not in _SG_MCMC:
         raise CommandError(
             f"--cycle-length is a schedule of SG-MCMC, not of --sampler {args.sampler}"
         )
@@ -242,7 +250,7 @@ def _check_cycle(args: argparse.Namespace) -> None:
             f"--warmup {args.warmup} must be a multiple of --cycle-length {cycle}, so that every "
             "kept draw ends a cycle"
         )
-    if _thinning(args) % cycle:
+    if _thinning(args, args.sampler) % cycle:
         raise CommandError(
             f"--thinning {args.thinning} must be a multiple of --cycle-length {cycle}, so that "
             "every kept draw ends a cycle"
@@ -271,11 +279,19 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
             batch_size=min(args.batch_size, posterior.num_data),
             progress=progress,
         )
-    if sampler in ("nuts", "hmc"):
-        algorithm: Any = (
-            bo.NUTS(max_tree_depth=args.max_tree_depth) if sampler == "nuts" else bo.HMC()
-        )
-        thinning = 1
+    network = isinstance(posterior, bo.Posterior)
+    algorithm: Any
+    if sampler == "nuts":
+        algorithm = bo.NUTS(max_tree_depth=args.max_tree_depth)
+    elif sampler == "hmc":
+        algorithm = bo.HMC()
+    elif sampler == "mclmc":
+        algorithm = bo.MCLMC(step_size=args.step_size)
+    elif sampler == "adjusted-mclmc":
+        step = args.step_size
+        if step is None and network:
+            step = _ADJUSTED_MCLMC_NETWORK_STEP
+        algorithm = bo.AdjustedMCLMC(step_size=step)
     else:
         if not isinstance(posterior, bo.Posterior):
             raise CommandError(f"--sampler {sampler} needs a network model (minibatches)")
@@ -291,8 +307,7 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
             step_size = args.step_size if args.step_size is not None else peak
             schedule = bo.schedules.cyclical(step_size, cycle)
             algorithm = cls(step_size=step_size, batch_size=batch, schedule=schedule)
-        thinning = _thinning(args)
-    init = "map" if isinstance(posterior, bo.Posterior) else "prior"
+    init = "map" if network else "prior"
     return bo.sample(
         posterior,
         algorithm,
@@ -300,7 +315,7 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
         num_chains=args.chains,
         num_warmup=args.warmup,
         num_draws=args.draws,
-        thinning=thinning,
+        thinning=_thinning(args, sampler),
         init=init,
         progress=progress,
         checkpoint=checkpoint,
@@ -499,14 +514,11 @@ def _demo(args: argparse.Namespace) -> int:
 def _describe(name: str, args: argparse.Namespace) -> str:
     if name == "ensemble":
         return f"{args.chains} MAP members, {args.map_steps} Adam steps each"
-    if name in ("nuts", "hmc"):
-        return f"{args.chains} chains, {args.warmup} warm-up + {args.draws} draws"
+    thinning = _thinning(args, name)
     cycle = getattr(args, "cycle_length", None)
     schedule = f", cyclical steps (cycles of {cycle})" if cycle is not None else ""
-    return (
-        f"{args.chains} chains, {args.warmup} warm-up + {args.draws} draws, thinning "
-        f"{_thinning(args)}{schedule}"
-    )
+    every = f", thinning {thinning}" if thinning > 1 else ""
+    return f"{args.chains} chains, {args.warmup} warm-up + {args.draws} draws{every}{schedule}"
 
 
 # -- the parser -----------------------------------------------------------------------------------
@@ -520,7 +532,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
             "--thinning",
             type=_positive_int,
             default=None,
-            help="SG-MCMC thinning (10; with --cycle-length: one draw per cycle)",
+            help="keep every THINNING-th step (default 1 for nuts, hmc, adjusted-mclmc; 10 for "
+            "mclmc and SG-MCMC; with --cycle-length: one draw per cycle)",
         )
         parser.add_argument(
             "--cycle-length",
@@ -531,7 +544,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
             "at --step-size (default 0.3/N), one draw kept at the end of each cycle",
         )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split and sampler")
-    parser.add_argument("--step-size", type=_positive_float, default=None, help="SG-MCMC step")
+    parser.add_argument(
+        "--step-size",
+        type=_positive_float,
+        default=None,
+        help="SG-MCMC step size (default 0.05/N), with --cycle-length its peak; mclmc and "
+        "adjusted-mclmc: the step their tuner starts from",
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="minibatch size")
     parser.add_argument("--max-tree-depth", type=_positive_int, default=10, help="NUTS depth")
     parser.add_argument("--map-steps", type=_positive_int, default=2000, help="ensemble steps")
