@@ -282,3 +282,15 @@ def test_cycle_length_is_refused_for_mclmc(capsys):
     assert "--cycle-length is a schedule of SG-MCMC, not of --sampler mclmc" in (
         capsys.readouterr().err
     )
+
+
+def test_a_langevin_ensemble_is_map_members_then_mclmc(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert _sample("langevin-ensemble", out, "--map-steps", "50") == 0
+    config = _config(out / "langevin-ensemble.nc")
+    assert config["sampler_name"] == "deep_ensemble+MCLMC"
+    assert (config["num_chains"], config["num_draws"], config["thinning"]) == (2, 10, 2)
+    assert config["map_num_steps"] == 50
+    checkpoint = ["--checkpoint", str(tmp_path / "ck.npz")]
+    assert _sample("langevin-ensemble", tmp_path / "c", *checkpoint) == 2
+    assert "not supported with --sampler langevin-ensemble" in capsys.readouterr().err

@@ -32,8 +32,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-_SAMPLERS = ("nuts", "hmc", "mclmc", "adjusted-mclmc", "sgld", "sghmc", "psgld", "ensemble")
 _SG_MCMC = ("sgld", "sghmc", "psgld")
+_ENSEMBLES = ("ensemble", "langevin-ensemble")  # MAP members (then MCLMC): no checkpoint
+_SAMPLERS = ("nuts", "hmc", "mclmc", "adjusted-mclmc", *_SG_MCMC, *_ENSEMBLES)
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -226,13 +227,14 @@ _ADJUSTED_MCLMC_NETWORK_STEP = 0.1
 
 def _thinning(args: argparse.Namespace, sampler: str) -> int:
     """`--thinning`; by default one draw per cycle with `--cycle-length`, else 10 for SG-MCMC
-    and unadjusted MCLMC (one short step per draw), 1 for NUTS, HMC and adjusted MCLMC."""
+    and unadjusted MCLMC (one short step per draw; Langevin ensembles too), 1 for NUTS, HMC and
+    adjusted MCLMC."""
     cycle, thinning = getattr(args, "cycle_length", None), getattr(args, "thinning", None)
     if thinning is not None:
         return thinning
     if cycle is not None:
         return cycle
-    return _DEFAULT_THINNING if sampler in (*_SG_MCMC, "mclmc") else 1
+    return _DEFAULT_THINNING if sampler in (*_SG_MCMC, "mclmc", "langevin-ensemble") else 1
 
 
 def _check_cycle(args: argparse.Namespace) -> None:
@@ -265,11 +267,19 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
 
     posterior = problem.posterior
     progress = not args.quiet
-    if sampler == "ensemble":
+    if sampler in _ENSEMBLES:
         if checkpoint is not None:
-            raise CommandError(_NO_ENSEMBLE_CHECKPOINT)
+            raise CommandError(_no_checkpoint(sampler))
         if not isinstance(posterior, bo.Posterior):
-            raise CommandError("--sampler ensemble needs a network model, not a NumPyro one")
+            raise CommandError(f"--sampler {sampler} needs a network model, not a NumPyro one")
+        then: dict[str, Any] = {}
+        if sampler == "langevin-ensemble":  # Sommer et al. (2025): modes, then short MCLMC
+            then = dict(
+                then_sample=bo.MCLMC(step_size=args.step_size),
+                num_warmup=args.warmup,
+                num_draws=args.draws,
+                thinning=_thinning(args, sampler),
+            )
         return bo.deep_ensemble(
             posterior,
             args.chains,
@@ -278,6 +288,7 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
             key=key,
             batch_size=min(args.batch_size, posterior.num_data),
             progress=progress,
+            **then,
         )
     network = isinstance(posterior, bo.Posterior)
     algorithm: Any
@@ -343,18 +354,19 @@ def _say(args: argparse.Namespace, text: str = "") -> None:
 
 
 # -- commands -------------------------------------------------------------------------------------
-_NO_ENSEMBLE_CHECKPOINT = (
-    "--checkpoint is not supported with --sampler ensemble: a deep ensemble trains its members "
-    "in one go and writes no checkpoint; leave --checkpoint out"
-)
+def _no_checkpoint(sampler: str) -> str:
+    return (
+        f"--checkpoint is not supported with --sampler {sampler}: a deep ensemble trains its "
+        "members in one go and writes no checkpoint; leave --checkpoint out"
+    )
 
 
 def _sample(args: argparse.Namespace) -> int:
     # every check of the arguments first: no JAX, no model built, nothing written yet
     out = Path(args.out)
     options = _options(args.option)
-    if args.checkpoint is not None and args.sampler == "ensemble":
-        raise CommandError(_NO_ENSEMBLE_CHECKPOINT)
+    if args.checkpoint is not None and args.sampler in _ENSEMBLES:
+        raise CommandError(_no_checkpoint(args.sampler))
     _check_cycle(args)
     target = _check_out(out, args.name, args.overwrite)
     checkpoint = _check_checkpoint(args.checkpoint, out, args.name)
@@ -578,7 +590,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
             metavar="PATH",
             default=None,
             help="save the sampler state to PATH as it goes; the same command run again resumes "
-            "from it (not for --sampler ensemble)",
+            "from it (not for the ensembles)",
         )
         parser.add_argument(
             "--overwrite",
