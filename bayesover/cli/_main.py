@@ -545,7 +545,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
             type=_positive_int,
             default=None,
             help="keep every THINNING-th step (default 1 for nuts, hmc, adjusted-mclmc; 10 for "
-            "mclmc and SG-MCMC; with --cycle-length: one draw per cycle)",
+            "mclmc, langevin-ensemble and SG-MCMC; with --cycle-length: one draw per cycle)",
         )
         parser.add_argument(
             "--cycle-length",
