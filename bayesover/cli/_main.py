@@ -267,10 +267,11 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
 
     posterior = problem.posterior
     progress = not args.quiet
+    network = isinstance(posterior, bo.Posterior)
     if sampler in _ENSEMBLES:
         if checkpoint is not None:
             raise CommandError(_no_checkpoint(sampler))
-        if not isinstance(posterior, bo.Posterior):
+        if not network:
             raise CommandError(f"--sampler {sampler} needs a network model, not a NumPyro one")
         then: dict[str, Any] = {}
         if sampler == "langevin-ensemble":  # Sommer et al. (2025): modes, then short MCLMC
@@ -290,7 +291,6 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
             progress=progress,
             **then,
         )
-    network = isinstance(posterior, bo.Posterior)
     algorithm: Any
     if sampler == "nuts":
         algorithm = bo.NUTS(max_tree_depth=args.max_tree_depth)
@@ -304,7 +304,7 @@ def _run(problem, sampler: str, args: argparse.Namespace, key, checkpoint=None) 
             step = _ADJUSTED_MCLMC_NETWORK_STEP
         algorithm = bo.AdjustedMCLMC(step_size=step)
     else:
-        if not isinstance(posterior, bo.Posterior):
+        if not network:
             raise CommandError(f"--sampler {sampler} needs a network model (minibatches)")
         n = posterior.num_data
         batch = min(args.batch_size, n)
